@@ -1,0 +1,60 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "logitd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "logitd", targets: ["logitd"]),
+        .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .library(name: "Decoding", targets: ["Decoding"]),
+        .library(name: "LogitdProtocol", targets: ["LogitdProtocol"]),
+        .library(name: "LogitdClient", targets: ["LogitdClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+    ],
+    targets: [
+        // libzmq, found through pkg-config; Debian's libzmq3-dev provides it.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
+        ),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(
+            name: "Decoding",
+            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(name: "LogitdProtocol", dependencies: ["Decoding"]),
+        .target(
+            name: "LogitdServer",
+            dependencies: [
+                "ZeroMQ", "Decoding", "LogitdProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(name: "LogitdClient", dependencies: ["ZeroMQ", "LogitdProtocol"]),
+        .executableTarget(
+            name: "logitd",
+            dependencies: [
+                "LogitdServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "DecodingTests", dependencies: ["Decoding"]),
+        .testTarget(name: "LogitdProtocolTests", dependencies: ["LogitdProtocol"]),
+        .testTarget(name: "LogitdServerTests", dependencies: ["LogitdServer"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["LogitdClient", "LogitdProtocol", "ZeroMQ"]
+        ),
+    ]
+)

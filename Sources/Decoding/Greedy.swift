@@ -1,0 +1,23 @@
+import RealModule
+
+/// A chosen token and its log-probability under the softmax of the row it came from.
+public struct TokenChoice: Equatable, Sendable {
+    public let token: Int
+    public let logprob: Float
+
+    public init(token: Int, logprob: Float) {
+        self.token = token
+        self.logprob = logprob
+    }
+}
+
+/// Greedy decoding: the most likely token, the lowest id among equals.
+public enum Greedy {
+    /// The argmax of the row and log softmax at it, which is −log Σ exp(xᵢ − max): one scan for the
+    /// maximum, one for the sum, no output row.
+    public static func choose(from row: LogitRow) throws(LogitRowError) -> TokenChoice {
+        let maximum = try row.validatedMaximum()
+        let sum = row.sumOfExponentials(shiftedBy: maximum.value)
+        return TokenChoice(token: maximum.index, logprob: -.log(sum))
+    }
+}

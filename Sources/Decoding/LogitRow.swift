@@ -1,0 +1,26 @@
+/// A row of logits read in place from memory that someone else owns (a received ZeroMQ frame,
+/// an array): `count` elements of `dtype`, little-endian, with no alignment requirement.
+public struct LogitRow: @unchecked Sendable {
+    public let base: UnsafeRawPointer
+    public let count: Int
+    public let dtype: LogitDType
+
+    /// A row over `bytes`, which must hold exactly `count × dtype.byteWidth` bytes.
+    public init(bytes: UnsafeRawBufferPointer, dtype: LogitDType) {
+        precondition(bytes.count % dtype.byteWidth == 0, "row bytes are not a whole number of \(dtype) elements")
+        // An empty buffer may have no base address; no kernel reads through it then.
+        self.base = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!
+        self.count = bytes.count / dtype.byteWidth
+        self.dtype = dtype
+    }
+
+    /// Element `index` as Float.
+    public subscript(index: Int) -> Float {
+        precondition(index >= 0 && index < count, "token index out of range")
+        switch dtype {
+        case .float32: return Float.scalar(base, index)
+        case .float16: return Float16.scalar(base, index)
+        case .bfloat16: return BFloat16.scalar(base, index)
+        }
+    }
+}

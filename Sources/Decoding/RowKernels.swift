@@ -1,0 +1,137 @@
+/// Why a row cannot be decoded.
+public enum LogitRowError: Error, Equatable, Sendable, CustomStringConvertible {
+    case empty
+    case notANumber(index: Int)
+    case positiveInfinity(index: Int)
+    /// Every logit is -inf: no token can be chosen.
+    case allMasked
+
+    public var description: String {
+        switch self {
+        case .empty: "the row has no logits"
+        case .notANumber(let index): "logit \(index) is NaN"
+        case .positiveInfinity(let index): "logit \(index) is +inf"
+        case .allMasked: "every logit in the row is -inf"
+        }
+    }
+}
+
+/// The largest logit of a row and the lowest token id holding it.
+public struct RowMaximum: Equatable, Sendable {
+    public let value: Float
+    public let index: Int
+}
+
+/// A kernel over one row, written once and specialised for each element type.
+protocol RowKernel {
+    associatedtype Result
+    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Result
+}
+
+extension LogitRow {
+    func apply<Kernel: RowKernel>(_ kernel: Kernel) -> Kernel.Result {
+        switch dtype {
+        case .float32: kernel.run(Float.self, base, count)
+        case .float16: kernel.run(Float16.self, base, count)
+        case .bfloat16: kernel.run(BFloat16.self, base, count)
+        }
+    }
+
+    /// The maximum and its lowest index, after checking that the row can be decoded at all:
+    /// not empty, no NaN, no +inf, not entirely -inf. -inf entries are masks and are allowed.
+    public func validatedMaximum() throws(LogitRowError) -> RowMaximum {
+        guard count > 0 else { throw .empty }
+        let scan = apply(MaximumScan())
+        if scan.sawInvalid {
+            for index in 0..<count {
+                let value = self[index]
+                if value.isNaN { throw .notANumber(index: index) }
+                if value == .infinity { throw .positiveInfinity(index: index) }
+            }
+        }
+        guard scan.maximum.value > -.infinity else { throw .allMasked }
+        return scan.maximum
+    }
+
+    /// Σ exp(xᵢ − shift) over the row.
+    func sumOfExponentials(shiftedBy shift: Float) -> Float {
+        apply(ExponentialSum(shift: shift))
+    }
+}
+
+/// One pass: per-lane maxima with the first index reaching them, and whether any lane saw NaN or +inf.
+struct MaximumScan: RowKernel {
+    struct Result {
+        var maximum: RowMaximum
+        var sawInvalid: Bool
+    }
+
+    @inline(__always)
+    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Result {
+        var best = SIMD16<Float>(repeating: -.infinity)
+        var bestIndex = SIMD16<Int32>(repeating: 0)
+        var lane = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        var invalid = SIMDMask<SIMD16<Int32>>(repeating: false)
+        let vectorEnd = count & ~15
+        var index = 0
+        while index < vectorEnd {
+            let values = Element.vector(base, index)
+            // NaN compares unequal to itself; +inf is the only value equal to +inf.
+            invalid .|= (values .!= values) .| (values .== .infinity)
+            let better = values .> best
+            best.replace(with: values, where: better)
+            bestIndex.replace(with: lane, where: better)
+            lane &+= 16
+            index &+= 16
+        }
+        var value = best.max()
+        var position = Int.max
+        for l in 0..<16 where best[l] == value && value > -.infinity {
+            position = min(position, Int(bestIndex[l]))
+        }
+        var sawInvalid = any(invalid)
+        while index < count {
+            let x = Element.scalar(base, index)
+            if x.isNaN || x == .infinity { sawInvalid = true }
+            if x > value { value = x; position = index }
+            index &+= 1
+        }
+        if position == Int.max { position = 0 }
+        return Result(maximum: RowMaximum(value: value, index: position), sawInvalid: sawInvalid)
+    }
+}
+
+/// Σ exp(xᵢ − shift). Sixteen float lanes accumulate blocks of 256 elements, and the block sums
+/// are added in Double, so the error stays near float epsilon even over 262,144 terms.
+struct ExponentialSum: RowKernel {
+    let shift: Float
+
+    @inline(__always)
+    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Float {
+        let shiftVector = SIMD16<Float>(repeating: shift)
+        var total = SIMD16<Double>()
+        let vectorEnd = count & ~15
+        var index = 0
+        while index < vectorEnd {
+            var block = SIMD16<Float>()
+            let blockEnd = min(vectorEnd, index &+ 256)
+            while index < blockEnd {
+                block += vectorExp(Element.vector(base, index) - shiftVector)
+                index &+= 16
+            }
+            total += SIMD16<Double>(block)
+        }
+        var sum = total.sum()
+        while index < count {
+            sum += Double(exponential(Element.scalar(base, index) - shift))
+            index &+= 1
+        }
+        return Float(sum)
+    }
+}
+
+/// exp of one value through the same polynomial as the vector path, so tails agree with bodies.
+@inline(__always)
+func exponential(_ x: Float) -> Float {
+    vectorExp(SIMD16(repeating: x))[0]
+}

@@ -1,0 +1,70 @@
+import Decoding
+
+/// A DECODE request, read in place from its frames: valid only while the frames are.
+public struct DecodeRequest: @unchecked Sendable {
+    public let descriptor: RowsDescriptor
+    public let parameters: DecodeParameters
+    public let logits: UnsafeRawBufferPointer
+
+    /// Row `index` of the logits frame.
+    public func row(_ index: Int) -> LogitRow {
+        let rowBytes = descriptor.vocab * descriptor.dtype.byteWidth
+        return LogitRow(bytes: UnsafeRawBufferPointer(rebasing: logits[(index * rowBytes)..<((index + 1) * rowBytes)]), dtype: descriptor.dtype)
+    }
+}
+
+/// A request as the daemon receives it, after every check that does not need to read the logits.
+public enum Request: @unchecked Sendable {
+    /// HELLO: one frame, the header.
+    case hello
+    /// PING: the header and optionally one payload frame, which PONG echoes.
+    case ping(payload: UnsafeRawBufferPointer?)
+    /// DECODE: header, rows descriptor, parameters (JSON, may be empty), logits.
+    case decode(DecodeRequest)
+
+    /// Parses the frames of one request (without any routing envelope). Throws the ERROR to send back;
+    /// `header` is set whenever the header itself was valid, for the reply's request id.
+    public static func parse(_ frames: [UnsafeRawBufferPointer], limits: ProtocolLimits) throws(ProtocolError) -> (Header, Request) {
+        guard let first = frames.first else {
+            throw ProtocolError(.badFrameCount, "the message has no frames")
+        }
+        let header = try Header.parse(first)
+        let total = frames.reduce(0) { $0 + $1.count }
+        guard total <= limits.maxMessageBytes else {
+            throw ProtocolError(.messageTooLarge, "the message has \(total) bytes; the limit is \(limits.maxMessageBytes)")
+        }
+        func expectFrames(_ allowed: ClosedRange<Int>, _ layout: String) throws(ProtocolError) {
+            guard allowed.contains(frames.count) else {
+                throw ProtocolError(.badFrameCount, "\(header.type) takes \(layout); got \(frames.count) frames")
+            }
+        }
+        switch header.type {
+        case .hello:
+            try expectFrames(1...1, "1 frame (header)")
+            return (header, .hello)
+        case .ping:
+            try expectFrames(1...2, "1 or 2 frames (header, optional payload)")
+            return (header, .ping(payload: frames.count == 2 ? frames[1] : nil))
+        case .decode:
+            try expectFrames(4...4, "4 frames (header, rows descriptor, parameters, logits)")
+            let descriptor = try RowsDescriptor.parse(frames[1], limits: limits)
+            let parameters = try DecodeParameters.parse(frames[2])
+            guard frames[3].count == descriptor.payloadBytes else {
+                throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[3].count) bytes; \(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype)) is \(descriptor.payloadBytes)")
+            }
+            return (header, .decode(DecodeRequest(descriptor: descriptor, parameters: parameters, logits: frames[3])))
+        case .welcome, .pong, .tokens, .error:
+            throw ProtocolError(.unknownType, "\(header.type) is a reply type, not a request")
+        }
+    }
+}
+
+extension ProtocolError {
+    /// The ERROR for a row the decoding engine refused.
+    public init(row: Int, _ error: LogitRowError) {
+        switch error {
+        case .allMasked: self.init(.allMasked, "row \(row): \(error)")
+        case .empty, .notANumber, .positiveInfinity: self.init(.invalidLogits, "row \(row): \(error)")
+        }
+    }
+}

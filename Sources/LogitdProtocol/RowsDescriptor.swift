@@ -1,0 +1,78 @@
+import Decoding
+
+/// The frame that says how to read a logits frame: 12 bytes, little-endian.
+///
+///     offset size field
+///     0      1    dtype: 1 = float32, 2 = float16, 3 = bfloat16
+///     1      1    layout: 0 = dense rows (the only layout of v1)
+///     2      2    reserved, 0
+///     4      4    rows
+///     8      4    vocab (elements per row)
+public struct RowsDescriptor: Equatable, Sendable {
+    public static let size = 12
+
+    public var dtype: LogitDType
+    public var rows: Int
+    public var vocab: Int
+
+    public init(dtype: LogitDType, rows: Int, vocab: Int) {
+        self.dtype = dtype
+        self.rows = rows
+        self.vocab = vocab
+    }
+
+    /// Bytes the logits frame must hold.
+    public var payloadBytes: Int { rows * vocab * dtype.byteWidth }
+
+    public var encoded: [UInt8] {
+        var bytes: [UInt8] = [dtype.rawValue, 0, 0, 0]
+        bytes.reserveCapacity(Self.size)
+        bytes.appendLittleEndian(UInt32(rows))
+        bytes.appendLittleEndian(UInt32(vocab))
+        return bytes
+    }
+
+    /// Parses a descriptor and checks its shape against `limits`.
+    public static func parse(_ frame: UnsafeRawBufferPointer, limits: ProtocolLimits) throws(ProtocolError) -> RowsDescriptor {
+        guard frame.count == size else {
+            throw ProtocolError(.badDescriptor, "the rows descriptor has \(frame.count) bytes; it must have \(size)")
+        }
+        guard let dtype = LogitDType(rawValue: frame[0]) else {
+            throw ProtocolError(.badDescriptor, "unknown dtype code \(frame[0]); known: 1 (f32), 2 (f16), 3 (bf16)")
+        }
+        guard frame[1] == 0 else {
+            throw ProtocolError(.badDescriptor, "unknown layout \(frame[1]); version 1 knows only 0 (dense rows)")
+        }
+        guard frame.littleEndian(at: 2, as: UInt16.self) == 0 else {
+            throw ProtocolError(.badDescriptor, "reserved descriptor bytes 2–3 must be 0")
+        }
+        let rows = Int(frame.littleEndian(at: 4, as: UInt32.self))
+        let vocab = Int(frame.littleEndian(at: 8, as: UInt32.self))
+        guard rows > 0, rows <= limits.maxRows else {
+            throw ProtocolError(.badShape, "rows is \(rows); it must be between 1 and \(limits.maxRows)")
+        }
+        guard vocab > 0, vocab <= limits.maxVocab else {
+            throw ProtocolError(.badShape, "vocab is \(vocab); it must be between 1 and \(limits.maxVocab)")
+        }
+        return RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab)
+    }
+}
+
+/// What the daemon accepts, announced in WELCOME and enforced on every request.
+public struct ProtocolLimits: Equatable, Sendable, Codable {
+    public var maxVocab: Int
+    public var maxRows: Int
+    public var maxMessageBytes: Int
+
+    public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int) {
+        self.maxVocab = maxVocab
+        self.maxRows = maxRows
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case maxVocab = "max_vocab"
+        case maxRows = "max_rows"
+        case maxMessageBytes = "max_message_bytes"
+    }
+}

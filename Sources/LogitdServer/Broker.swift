@@ -1,0 +1,133 @@
+import Logging
+import LogitdProtocol
+import ZeroMQ
+
+/// The load-balancing broker of the zguide: clients' requests arrive on a ROUTER frontend and go to
+/// the least recently ready worker over an inproc ROUTER backend; each reply goes back to exactly the
+/// client that sent the request. The broker only moves frames (zero-copy); workers do the decoding.
+final class Broker {
+    enum State: Equatable {
+        case running
+        /// Stop was requested: no new requests, wait for those in flight until the deadline.
+        case draining(deadline: ContinuousClock.Instant)
+    }
+
+    static let backendEndpoint = "inproc://logitd-workers"
+    static let controlEndpoint = "inproc://logitd-control"
+    static let stop: [UInt8] = Array("STOP".utf8)
+
+    private let config: DaemonConfig
+    private let logger: Logger
+    private let frontend: Socket
+    private let backend: Socket
+    private let control: Socket
+    private var readyWorkers: [[UInt8]] = []
+    private var busyWorkers: Set<[UInt8]> = []
+    private var state = State.running
+
+    /// The endpoints actually bound, wildcard ports resolved.
+    let boundEndpoints: [String]
+
+    init(context: Context, config: DaemonConfig, logger: Logger) throws(ZMQError) {
+        self.config = config
+        self.logger = logger
+        frontend = try context.socket(.router)
+        try frontend.setSendHighWaterMark(config.sendHighWaterMark)
+        try frontend.setReceiveHighWaterMark(config.receiveHighWaterMark)
+        // Replies still queued when the daemon stops get this long to leave.
+        try frontend.setLinger(.seconds(1))
+        // A frame far past the message limit would only be refused after it was read into memory;
+        // libzmq drops such a peer's connection instead. Between the two, the client gets MESSAGE_TOO_LARGE.
+        try frontend.setMaxMessageSize(max(2 * config.limits.maxMessageBytes, config.limits.maxMessageBytes + (1 << 20)))
+        var bound: [String] = []
+        for endpoint in config.binds {
+            try frontend.bind(endpoint)
+            bound.append(try frontend.lastEndpoint())
+        }
+        boundEndpoints = bound
+        backend = try context.socket(.router)
+        try backend.setLinger(.zero)
+        try backend.bind(Self.backendEndpoint)
+        control = try context.socket(.pull)
+        try control.setLinger(.zero)
+        try control.bind(Self.controlEndpoint)
+    }
+
+    /// Moves frames until a stop request has been drained, then tells every worker to stop.
+    func run() throws(ZMQError) {
+        let poller = Poller()
+        let frontendIndex = poller.register(frontend)
+        let backendIndex = poller.register(backend)
+        let controlIndex = poller.register(control)
+        while true {
+            if case .draining(let deadline) = state {
+                refuseQueuedRequests()
+                if busyWorkers.isEmpty { break }
+                if ContinuousClock.now >= deadline {
+                    logger.warning("shutdown grace period over with \(busyWorkers.count) request(s) still in flight")
+                    break
+                }
+            }
+            let acceptRequests = state == .running && !readyWorkers.isEmpty
+            poller.setEvents(acceptRequests ? .readable : [], at: frontendIndex)
+            var timeout: Duration? = nil
+            if case .draining(let deadline) = state {
+                timeout = ContinuousClock.now.duration(to: deadline)
+            }
+            try poller.poll(timeout: timeout)
+            if poller.events(at: backendIndex).contains(.readable) {
+                try forwardReply()
+            }
+            if poller.events(at: frontendIndex).contains(.readable) {
+                try dispatchRequest()
+            }
+            if poller.events(at: controlIndex).contains(.readable) {
+                _ = try control.receiveMultipart()
+                if state == .running {
+                    logger.info("stopping: \(busyWorkers.count) request(s) in flight")
+                    state = .draining(deadline: .now + config.shutdownGrace)
+                }
+            }
+        }
+        for worker in readyWorkers + busyWorkers {
+            try backend.send(worker, flags: .more)
+            try backend.send([])
+        }
+        frontend.close()
+    }
+
+    /// A worker answered: pass its reply to the client and mark the worker ready again.
+    /// Backend messages are [worker id, READY] or [worker id, client envelope…, reply frames…].
+    private func forwardReply() throws(ZMQError) {
+        var frames = try backend.receiveMultipart()
+        let worker = frames.removeFirst().bytes
+        readyWorkers.append(worker)
+        if frames.count == 1 && frames[0].bytes == Worker.ready { return }
+        busyWorkers.remove(worker)
+        try frontend.send(multipart: frames)
+    }
+
+    /// A client sent a request: hand it, envelope and all, to the least recently ready worker.
+    private func dispatchRequest() throws(ZMQError) {
+        let frames = try frontend.receiveMultipart()
+        let worker = readyWorkers.removeFirst()
+        busyWorkers.insert(worker)
+        try backend.send(worker, flags: .more)
+        try backend.send(multipart: frames)
+    }
+
+    /// While draining, requests that already arrived get SHUTTING_DOWN instead of silence.
+    private func refuseQueuedRequests() {
+        while let frames = try? frontend.receiveMultipart(flags: .dontWait) {
+            let envelope = Worker.envelopeLength(frames)
+            let requestID = frames.count > envelope ? frames[envelope].withUnsafeBytes(Header.bestEffortRequestID) : 0
+            let reply = RequestHandler.errorReply(ProtocolError(.shuttingDown, "the daemon is shutting down"), requestID: requestID)
+            do {
+                for frame in frames[..<envelope] { try frontend.send(frame, flags: .more) }
+                try frontend.send(multipart: reply.frames.map { (bytes) throws(ZMQError) in try Message(bytes) })
+            } catch {
+                logger.warning("could not refuse a request during shutdown: \(error)")
+            }
+        }
+    }
+}

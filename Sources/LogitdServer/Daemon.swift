@@ -1,0 +1,74 @@
+import Dispatch
+import Foundation
+import Logging
+import LogitdProtocol
+import ZeroMQ
+
+/// The logitd daemon: a broker on the calling thread and a pool of decoding worker threads.
+///
+/// Lifecycle: `init` binds nothing; `run` binds, serves until `requestStop`, drains requests in
+/// flight (bounded by the config's shutdown grace), stops the workers and returns.
+public final class Daemon: Sendable {
+    public static let version = "0.1.0"
+
+    public let config: DaemonConfig
+    private let context: Context
+    private let logger: Logger
+
+    public init(config: DaemonConfig, logger: Logger) throws(ZMQError) {
+        self.config = config
+        self.logger = logger
+        context = try Context(ioThreads: config.ioThreads)
+    }
+
+    /// Serves until `requestStop` and the drain that follows. `onReady` gets the bound endpoints once
+    /// clients can connect. Throws when an endpoint cannot be bound.
+    public func run(onReady: ([String]) -> Void = { _ in }) throws(ZMQError) {
+        let broker = try Broker(context: context, config: config, logger: logger)
+        let workerCount = config.resolvedWorkers
+        let welcome = Welcome(server: Self.version, workers: workerCount, limits: config.limits)
+        let handler = RequestHandler(welcome: welcome)
+        let workersDone = DispatchGroup()
+        for index in 0..<workerCount {
+            let worker = Worker(index: index, context: context, backendEndpoint: Broker.backendEndpoint, handler: handler, logger: logger)
+            workersDone.enter()
+            let thread = Thread {
+                worker.run()
+                workersDone.leave()
+            }
+            thread.name = "logitd-worker-\(index)"
+            thread.start()
+        }
+        logger.info("logitd \(Self.version) serving", metadata: [
+            "endpoints": "\(broker.boundEndpoints.joined(separator: ", "))",
+            "workers": "\(workerCount)",
+            "protocol": "\(Header.currentVersion)",
+        ])
+        onReady(broker.boundEndpoints)
+        defer {
+            // Unblocks any worker still busy past the grace period, so its socket closes.
+            context.shutdown()
+            if workersDone.wait(timeout: .now() + .seconds(2)) == .timedOut {
+                logger.warning("a worker did not stop in time")
+            }
+        }
+        try broker.run()
+        if workersDone.wait(timeout: .now() + .seconds(1)) == .timedOut {
+            logger.debug("workers did not acknowledge stop within 1 s; shutting the context down")
+        }
+        logger.info("stopped")
+    }
+
+    /// Asks a running daemon to stop; safe from any thread, including a signal-handling one.
+    public func requestStop() {
+        do {
+            let socket = try context.socket(.push)
+            defer { socket.close() }
+            try socket.setLinger(.seconds(1))
+            try socket.connect(Broker.controlEndpoint)
+            try socket.send(Broker.stop)
+        } catch {
+            logger.error("could not request stop: \(error)")
+        }
+    }
+}

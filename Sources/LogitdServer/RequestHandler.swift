@@ -1,0 +1,61 @@
+import Decoding
+import LogitdProtocol
+
+/// Turns the frames of one request into the frames of its reply. No sockets: the worker owns those.
+public struct RequestHandler: Sendable {
+    public let limits: ProtocolLimits
+    private let welcomeBody: [UInt8]
+
+    public init(welcome: Welcome) {
+        self.limits = welcome.limits
+        self.welcomeBody = welcome.encoded
+    }
+
+    /// A reply ready to send, and the error it carries when the request was refused (for the log).
+    public struct Reply {
+        public var frames: [[UInt8]]
+        public var requestID: UInt64
+        public var error: ProtocolError?
+    }
+
+    public func handle(_ frames: [UnsafeRawBufferPointer]) -> Reply {
+        let requestID = frames.first.map(Header.bestEffortRequestID) ?? 0
+        do throws(ProtocolError) {
+            let (header, request) = try Request.parse(frames, limits: limits)
+            return Reply(frames: try respond(to: request, header: header), requestID: header.requestID, error: nil)
+        } catch {
+            return Self.errorReply(error, requestID: requestID)
+        }
+    }
+
+    public static func errorReply(_ error: ProtocolError, requestID: UInt64) -> Reply {
+        Reply(frames: [Header(type: .error, requestID: requestID).encoded, ErrorBody.encode(error)], requestID: requestID, error: error)
+    }
+
+    private func respond(to request: Request, header: Header) throws(ProtocolError) -> [[UInt8]] {
+        switch request {
+        case .hello:
+            return [Header(type: .welcome, requestID: header.requestID).encoded, welcomeBody]
+        case .ping(let payload):
+            let pong = Header(type: .pong, requestID: header.requestID).encoded
+            return payload.map { [pong, Array($0)] } ?? [pong]
+        case .decode(let decode):
+            return [Header(type: .tokens, requestID: header.requestID).encoded, TokensBody.encode(try choose(decode))]
+        }
+    }
+
+    private func choose(_ request: DecodeRequest) throws(ProtocolError) -> [TokenChoice] {
+        var choices: [TokenChoice] = []
+        choices.reserveCapacity(request.descriptor.rows)
+        for index in 0..<request.descriptor.rows {
+            do throws(LogitRowError) {
+                switch request.parameters.strategy {
+                case .greedy: choices.append(try Greedy.choose(from: request.row(index)))
+                }
+            } catch {
+                throw ProtocolError(row: index, error)
+            }
+        }
+        return choices
+    }
+}
