@@ -1,0 +1,159 @@
+"""Python client for logitd, written from docs/PROTOCOL.md with pyzmq and numpy only.
+
+    from logitd import Client
+    with Client("tcp://127.0.0.1:5555") as client:
+        print(client.hello())
+        tokens, logprobs = client.decode(np.array([[1.0, 3.0, 2.0]], dtype=np.float32))
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+MAGIC = b"LGTD"
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct("<4sBBHQ")
+DESCRIPTOR = struct.Struct("<BBHII")
+
+HELLO, PING, DECODE = 0x01, 0x02, 0x03
+WELCOME, PONG, TOKENS, ERROR = 0x81, 0x82, 0x83, 0xFF
+
+DTYPE_CODES = {"f32": 1, "f16": 2, "bf16": 3}
+TOKEN_RECORD = np.dtype([("token", "<u4"), ("logprob", "<f4")])
+
+ERROR_NAMES = {
+    1: "MALFORMED_HEADER", 2: "BAD_MAGIC", 3: "UNSUPPORTED_VERSION", 4: "UNKNOWN_TYPE",
+    5: "UNKNOWN_FLAGS", 6: "BAD_FRAME_COUNT", 7: "BAD_DESCRIPTOR", 8: "BAD_SHAPE",
+    9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
+    13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
+}
+
+
+class LogitdError(Exception):
+    """The daemon answered with ERROR."""
+
+    def __init__(self, code: int, message: str):
+        self.code = code
+        self.name = ERROR_NAMES.get(code, f"UNKNOWN_ERROR_{code}")
+        self.message = message
+        super().__init__(f"{self.name}: {message}")
+
+
+class LogitdTimeout(Exception):
+    """No reply within the client's timeout."""
+
+
+def header(msg_type: int, request_id: int) -> bytes:
+    return HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, 0, request_id)
+
+
+def to_bfloat16(array: np.ndarray) -> np.ndarray:
+    """float32 → bfloat16 bit patterns (uint16), rounding to nearest even, as the Swift client does."""
+    bits = np.ascontiguousarray(array, dtype="<f4").view("<u4").astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    nan = np.isnan(array)
+    out = rounded.astype("<u2")
+    out[nan] = 0x7FC0
+    return out
+
+
+def encode_rows(logits: np.ndarray, dtype: str) -> bytes:
+    """Row-major little-endian bytes of a (rows, vocab) array in the wire dtype."""
+    if dtype == "f32":
+        return np.ascontiguousarray(logits, dtype="<f4").tobytes()
+    if dtype == "f16":
+        return np.ascontiguousarray(logits, dtype="<f2").tobytes()
+    if dtype == "bf16":
+        return to_bfloat16(np.asarray(logits, dtype=np.float32)).tobytes()
+    raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_CODES)}")
+
+
+@dataclass
+class Reply:
+    msg_type: int
+    request_id: int
+    body: list[bytes]
+
+
+class Client:
+    """A DEALER connection to one or more daemons. Not thread-safe: one client per thread."""
+
+    def __init__(self, endpoints: str | list[str], timeout: float = 10.0, context: zmq.Context | None = None):
+        self.timeout = timeout
+        self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        for endpoint in [endpoints] if isinstance(endpoints, str) else endpoints:
+            self._socket.connect(endpoint)
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def request(self, msg_type: int, frames: list[bytes], expecting: int) -> list[bytes]:
+        """Send a request of `msg_type`; return the body frames of a reply of type `expecting`."""
+        request_id = next(self._ids)
+        self._socket.send_multipart([header(msg_type, request_id), *frames], copy=False)
+        reply = self._receive(request_id)
+        if reply.msg_type == ERROR:
+            code, = struct.unpack_from("<I", reply.body[0])
+            raise LogitdError(code, reply.body[0][4:].decode("utf-8", "replace"))
+        if reply.msg_type != expecting:
+            raise RuntimeError(f"expected reply type 0x{expecting:02x}, got 0x{reply.msg_type:02x}")
+        return reply.body
+
+    def _receive(self, request_id: int) -> Reply:
+        # Replies to earlier requests that timed out may still arrive: skip them.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._socket.poll(int(remaining * 1000) + 1):
+                raise LogitdTimeout(f"no reply from logitd within {self.timeout} s")
+            frames = self._socket.recv_multipart()
+            magic, version, msg_type, _flags, reply_id = HEADER.unpack(frames[0])
+            if magic != MAGIC or version != PROTOCOL_VERSION:
+                raise RuntimeError("reply is not logitd protocol version 1")
+            if reply_id == request_id:
+                return Reply(msg_type, reply_id, frames[1:])
+
+    def hello(self) -> dict:
+        """What the daemon speaks and accepts (the WELCOME JSON)."""
+        body, = self.request(HELLO, [], WELCOME)
+        return json.loads(body)
+
+    def ping(self, payload: bytes | None = None) -> bytes | None:
+        body = self.request(PING, [] if payload is None else [payload], PONG)
+        return body[0] if body else None
+
+    def decode(self, logits: np.ndarray, dtype: str = "f32", strategy: str | None = None,
+               **parameters) -> tuple[np.ndarray, np.ndarray]:
+        """One token per row of `logits` (shape (rows, vocab), or (vocab,) for one row).
+
+        Returns (token ids, log-probabilities), both of length rows."""
+        logits = np.asarray(logits)
+        if logits.ndim == 1:
+            logits = logits[None, :]
+        if logits.ndim != 2:
+            raise ValueError("logits must have shape (rows, vocab) or (vocab,)")
+        if strategy is not None:
+            parameters["strategy"] = strategy
+        rows, vocab = logits.shape
+        body, = self.request(DECODE, [
+            DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
+            json.dumps(parameters).encode() if parameters else b"",
+            encode_rows(logits, dtype),
+        ], TOKENS)
+        records = np.frombuffer(body, dtype=TOKEN_RECORD)
+        return records["token"].astype(np.int64), records["logprob"].astype(np.float32)

@@ -1,0 +1,140 @@
+import Decoding
+import LogitdProtocol
+import ZeroMQ
+
+/// What went wrong with a request.
+public enum LogitdClientError: Error, CustomStringConvertible {
+    /// The daemon answered with ERROR.
+    case server(ProtocolError)
+    /// No reply within the client's timeout.
+    case timeout(Duration)
+    /// The ZeroMQ socket failed.
+    case transport(ZMQError)
+    /// The daemon's reply did not follow the protocol.
+    case unexpectedReply(String)
+
+    public var description: String {
+        switch self {
+        case .server(let error): "logitd refused the request: \(error)"
+        case .timeout(let duration): "no reply from logitd within \(duration)"
+        case .transport(let error): "ZeroMQ: \(error)"
+        case .unexpectedReply(let what): "unexpected reply from logitd: \(what)"
+        }
+    }
+}
+
+/// A connection to one or more logitd daemons over a DEALER socket (requests are spread over the
+/// endpoints round-robin by ZeroMQ). Not thread-safe: use one client per thread.
+public final class LogitdClient {
+    private let socket: Socket
+    private let timeout: Duration
+    private var nextRequestID: UInt64 = 1
+
+    /// Connects to `endpoints`. ZeroMQ connects lazily, so a daemon that starts later is still reached;
+    /// a request that gets no reply within `timeout` throws `.timeout`.
+    public init(endpoints: [String], timeout: Duration = .seconds(10), context: Context? = nil) throws(LogitdClientError) {
+        do throws(ZMQError) {
+            let owner: Context
+            if let context { owner = context } else { owner = try Context() }
+            socket = try owner.socket(.dealer)
+            try socket.setLinger(.zero)
+            for endpoint in endpoints { try socket.connect(endpoint) }
+        } catch {
+            throw .transport(error)
+        }
+        self.timeout = timeout
+    }
+
+    public convenience init(endpoint: String, timeout: Duration = .seconds(10)) throws(LogitdClientError) {
+        try self.init(endpoints: [endpoint], timeout: timeout)
+    }
+
+    public func close() { socket.close() }
+
+    /// HELLO: what the daemon speaks and accepts.
+    public func hello() throws(LogitdClientError) -> Welcome {
+        let body = try request(.hello, frames: [], expecting: .welcome, bodyFrames: 1)
+        do { return try body[0].withUnsafeBytes(Welcome.parse) } catch { throw .unexpectedReply("\(error)") }
+    }
+
+    /// PING: returns the payload the daemon echoed.
+    @discardableResult
+    public func ping(payload: [UInt8]? = nil) throws(LogitdClientError) -> [UInt8]? {
+        let frames = try payload.map { (bytes) throws(LogitdClientError) in [try message(bytes)] } ?? []
+        let body = try request(.ping, frames: frames, expecting: .pong, bodyFrames: payload == nil ? 0 : 1)
+        return body.first?.bytes
+    }
+
+    /// DECODE: one token per row of `logits` (`rows × vocab` float32, row-major).
+    public func decode(_ logits: [Float], vocab: Int, parameters: DecodeParameters = DecodeParameters()) throws(LogitdClientError) -> [TokenChoice] {
+        try logits.withUnsafeBytes { bytes in
+            Result { () throws(LogitdClientError) in try decode(bytes: bytes, dtype: .float32, vocab: vocab, parameters: parameters) }
+        }.get()
+    }
+
+    /// DECODE: one token per row of `bytes`, rows of `vocab` elements of `dtype`, little-endian.
+    public func decode(bytes: UnsafeRawBufferPointer, dtype: LogitDType, vocab: Int, parameters: DecodeParameters = DecodeParameters()) throws(LogitdClientError) -> [TokenChoice] {
+        let rowBytes = vocab * dtype.byteWidth
+        guard rowBytes > 0, bytes.count % rowBytes == 0 else {
+            preconditionFailure("logits must hold whole rows of \(vocab) \(dtype) elements")
+        }
+        let descriptor = RowsDescriptor(dtype: dtype, rows: bytes.count / rowBytes, vocab: vocab)
+        let logits: Message
+        do { logits = try Message(copying: bytes) } catch { throw .transport(error) }
+        let body = try request(.decode, frames: [try message(descriptor.encoded), try message(parameters.encoded), logits], expecting: .tokens, bodyFrames: 1)
+        let choices: [TokenChoice]
+        do { choices = try body[0].withUnsafeBytes(TokensBody.parse) } catch { throw .unexpectedReply("\(error)") }
+        guard choices.count == descriptor.rows else {
+            throw .unexpectedReply("\(choices.count) tokens for \(descriptor.rows) rows")
+        }
+        return choices
+    }
+
+    /// Sends raw frames after a header of `type` and returns the reply's frames after its header.
+    /// Exposed for tests and tools that need to send what the typed calls would not.
+    public func request(_ type: MessageType, frames: [Message], expecting replyType: MessageType, bodyFrames: Int) throws(LogitdClientError) -> [Message] {
+        let requestID = nextRequestID
+        nextRequestID &+= 1
+        do {
+            try socket.send(multipart: [try Message(Header(type: type, requestID: requestID).encoded)] + frames)
+        } catch {
+            throw .transport(error)
+        }
+        let reply = try receiveReply(to: requestID)
+        let header: Header
+        do { header = try reply[0].withUnsafeBytes(Header.parse) } catch { throw .unexpectedReply("\(error)") }
+        let body = Array(reply.dropFirst())
+        if header.type == .error {
+            guard body.count == 1, let error = try? body[0].withUnsafeBytes(ErrorBody.parse) else {
+                throw .unexpectedReply("an ERROR without a well-formed body")
+            }
+            throw .server(error)
+        }
+        guard header.type == replyType, body.count == bodyFrames else {
+            throw .unexpectedReply("\(header.type) with \(body.count) body frames, expected \(replyType) with \(bodyFrames)")
+        }
+        return body
+    }
+
+    /// Waits for the reply carrying `requestID`, dropping late replies to earlier requests that timed out.
+    private func receiveReply(to requestID: UInt64) throws(LogitdClientError) -> [Message] {
+        let deadline = ContinuousClock.now + timeout
+        let poller = Poller()
+        poller.register(socket)
+        while true {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero else { throw .timeout(timeout) }
+            do {
+                guard try poller.poll(timeout: remaining) > 0 else { continue }
+                let frames = try socket.receiveMultipart()
+                if frames[0].withUnsafeBytes(Header.bestEffortRequestID) == requestID { return frames }
+            } catch {
+                throw .transport(error)
+            }
+        }
+    }
+
+    private func message(_ bytes: [UInt8]) throws(LogitdClientError) -> Message {
+        do { return try Message(bytes) } catch { throw .transport(error) }
+    }
+}
