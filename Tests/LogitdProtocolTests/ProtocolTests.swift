@@ -1,0 +1,188 @@
+import Decoding
+import Testing
+@testable import LogitdProtocol
+
+let limits = ProtocolLimits(maxVocab: 1000, maxRows: 8, maxMessageBytes: 16 * 1024)
+
+/// Parses frames given as byte arrays; the request points into them, so it is only used inside `body`.
+func withParsed<R>(_ frames: [[UInt8]], _ body: (Header, Request) throws -> R) throws -> R {
+    try frames.withUnsafeFrames { buffers in
+        let (header, request) = try Request.parse(buffers, limits: limits)
+        return try body(header, request)
+    }
+}
+
+/// A malformed request and what the refusal must say; printed by name only, frames can be large.
+struct Refusal: CustomTestStringConvertible, Sendable {
+    let what: String
+    let frames: [[UInt8]]
+    let code: ErrorCode
+    let mentions: String
+    var testDescription: String { what }
+
+    init(_ what: String, _ frames: [[UInt8]], _ code: ErrorCode, _ mentions: String) {
+        self.what = what
+        self.frames = frames
+        self.code = code
+        self.mentions = mentions
+    }
+}
+
+func decodeFrames(dtype: LogitDType = .float32, rows: Int = 2, vocab: Int = 3, parameters: [UInt8] = [], payloadBytes: Int? = nil) -> [[UInt8]] {
+    [
+        Header(type: .decode, requestID: 77).encoded,
+        RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab).encoded,
+        parameters,
+        [UInt8](repeating: 0, count: payloadBytes ?? rows * vocab * dtype.byteWidth),
+    ]
+}
+
+@Suite("Wire protocol v1")
+struct ProtocolTests {
+    @Test("the header is 16 little-endian bytes and parses back")
+    func headerLayout() throws {
+        let header = Header(type: .decode, requestID: 0x0102_0304_0506_0708)
+        let bytes = header.encoded
+        #expect(bytes == [0x4C, 0x47, 0x54, 0x44, 1, 0x03, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1])
+        #expect(try bytes.withUnsafeBytes(Header.parse) == header)
+    }
+
+    @Test("the rows descriptor is 12 little-endian bytes and parses back")
+    func descriptorLayout() throws {
+        let descriptor = RowsDescriptor(dtype: .bfloat16, rows: 3, vocab: 0x0102)
+        #expect(descriptor.encoded == [3, 0, 0, 0, 3, 0, 0, 0, 0x02, 0x01, 0, 0])
+        #expect(try descriptor.encoded.withUnsafeBytes { try RowsDescriptor.parse($0, limits: limits) } == descriptor)
+        #expect(descriptor.payloadBytes == 3 * 0x0102 * 2)
+    }
+
+    static let refusals: [Refusal] = {
+        var badMagic = Header(type: .hello, requestID: 1).encoded
+        badMagic[0] = 0x58
+        var badVersion = Header(type: .hello, requestID: 1).encoded
+        badVersion[4] = 2
+        var unknownType = Header(type: .hello, requestID: 1).encoded
+        unknownType[5] = 0x10
+        var flagged = Header(type: .hello, requestID: 1).encoded
+        flagged[6] = 1
+        var badDType = decodeFrames()
+        badDType[1][0] = 9
+        var badLayout = decodeFrames()
+        badLayout[1][1] = 1
+        var reserved = decodeFrames()
+        reserved[1][3] = 1
+        return [
+            Refusal("no frames", [], .badFrameCount, "no frames"),
+            Refusal("truncated header", [Array(Header(type: .hello, requestID: 1).encoded.prefix(10))], .malformedHeader, "10 bytes"),
+            Refusal("wrong magic", [badMagic], .badMagic, "LGTD"),
+            Refusal("wrong version", [badVersion], .unsupportedVersion, "version 2"),
+            Refusal("unknown type", [unknownType], .unknownType, "0x10"),
+            Refusal("reply type as request", [Header(type: .tokens, requestID: 1).encoded], .unknownType, "reply type"),
+            Refusal("flags set", [flagged], .unknownFlags, "0x1"),
+            Refusal("HELLO with a body", [Header(type: .hello, requestID: 1).encoded, [1]], .badFrameCount, "got 2"),
+            Refusal("DECODE without logits", Array(decodeFrames().prefix(3)), .badFrameCount, "got 3"),
+            Refusal("short descriptor", [decodeFrames()[0], [1, 0, 0], [], []], .badDescriptor, "3 bytes"),
+            Refusal("unknown dtype", badDType, .badDescriptor, "dtype code 9"),
+            Refusal("unknown layout", badLayout, .badDescriptor, "layout 1"),
+            Refusal("reserved bytes", reserved, .badDescriptor, "reserved"),
+            Refusal("zero rows", decodeFrames(rows: 0), .badShape, "rows is 0"),
+            Refusal("too many rows", decodeFrames(rows: 9), .badShape, "rows is 9"),
+            Refusal("zero vocab", decodeFrames(vocab: 0), .badShape, "vocab is 0"),
+            Refusal("vocab over the limit", decodeFrames(rows: 1, vocab: 1001), .badShape, "vocab is 1001"),
+            Refusal("payload too short", decodeFrames(payloadBytes: 20), .sizeMismatch, "20 bytes"),
+            Refusal("payload too long", decodeFrames(dtype: .float16, payloadBytes: 24), .sizeMismatch, "is 12"),
+            Refusal("parameters not JSON", decodeFrames(parameters: Array("strategy=greedy".utf8)), .badParameters, "not a JSON object"),
+            Refusal("parameters an array", decodeFrames(parameters: Array("[1]".utf8)), .badParameters, "not a JSON object"),
+            Refusal("unknown parameter", decodeFrames(parameters: Array(#"{"temprature":0.7}"#.utf8)), .badParameters, "\"temprature\""),
+            Refusal("strategy not a string", decodeFrames(parameters: Array(#"{"strategy":1}"#.utf8)), .badParameters, "must be a string"),
+            Refusal("unknown strategy", decodeFrames(parameters: Array(#"{"strategy":"telepathy"}"#.utf8)), .unknownStrategy, "\"telepathy\""),
+            Refusal("message too large", decodeFrames(rows: 8, vocab: 1000), .messageTooLarge, "limit is 16384"),
+        ]
+    }()
+
+    @Test("malformed requests are refused with a code and a message naming the problem", arguments: refusals)
+    func refusal(_ refusal: Refusal) {
+        let error = #expect(throws: ProtocolError.self) { try withParsed(refusal.frames) { _, _ in } }
+        #expect(error?.code == refusal.code)
+        #expect(error?.message.contains(refusal.mentions) == true, "\(error?.message ?? "no message")")
+    }
+
+    @Test("well-formed requests parse")
+    func wellFormed() throws {
+        try withParsed([Header(type: .hello, requestID: 5).encoded]) { header, request in
+            #expect(header.requestID == 5)
+            guard case .hello = request else { Issue.record("not HELLO"); return }
+        }
+        try withParsed([Header(type: .ping, requestID: 6).encoded, [1, 2, 3]]) { _, request in
+            guard case .ping(let payload) = request else { Issue.record("not PING"); return }
+            #expect(payload.map(Array.init) == [1, 2, 3])
+        }
+
+        var frames = decodeFrames(dtype: .float16, rows: 2, vocab: 3, parameters: Array(#"{"strategy":"greedy"}"#.utf8))
+        frames[3] = [0, 0x3C, 0, 0x40, 0, 0x42, 0, 0xBC, 0, 0xC0, 0, 0xC2]
+        try withParsed(frames) { header, request in
+            #expect(header.requestID == 77)
+            guard case .decode(let decode) = request else { Issue.record("not DECODE"); return }
+            #expect(decode.descriptor == RowsDescriptor(dtype: .float16, rows: 2, vocab: 3))
+            #expect(decode.parameters == DecodeParameters(strategy: .greedy))
+            // f16 1, 2, 3 in row 0 and -1, -2, -3 in row 1, read in place.
+            #expect((0..<3).map { decode.row(0)[$0] } == [1, 2, 3])
+            #expect((0..<3).map { decode.row(1)[$0] } == [-1, -2, -3])
+        }
+    }
+
+    @Test("an empty parameters frame means every default")
+    func defaultParameters() throws {
+        let parameters = try [UInt8]().withUnsafeBytes(DecodeParameters.parse)
+        #expect(parameters == DecodeParameters())
+        #expect(try parameters.encoded.withUnsafeBytes(DecodeParameters.parse) == parameters)
+    }
+
+    @Test("the request id of a broken header is recovered when the header starts right")
+    func bestEffortRequestID() {
+        var bytes = Header(type: .hello, requestID: 991).encoded
+        bytes[4] = 9
+        #expect(bytes.withUnsafeBytes(Header.bestEffortRequestID) == 991)
+        #expect(Array(bytes.prefix(8)).withUnsafeBytes(Header.bestEffortRequestID) == 0)
+        bytes[0] = 0
+        #expect(bytes.withUnsafeBytes(Header.bestEffortRequestID) == 0)
+    }
+
+    @Test("TOKENS, ERROR and WELCOME bodies round-trip")
+    func replyBodies() throws {
+        let choices = [TokenChoice(token: 7, logprob: -0.25), TokenChoice(token: 262_143, logprob: -12.5)]
+        let tokens = TokensBody.encode(choices)
+        #expect(tokens.count == 16)
+        #expect(Array(tokens.prefix(8)) == [7, 0, 0, 0, 0, 0, 0x80, 0xBE])
+        #expect(try tokens.withUnsafeBytes(TokensBody.parse) == choices)
+
+        let error = ProtocolError(.sizeMismatch, "row 3 is short — by 4 bytes")
+        let errorBytes = ErrorBody.encode(error)
+        #expect(Array(errorBytes.prefix(4)) == [9, 0, 0, 0])
+        #expect(try errorBytes.withUnsafeBytes(ErrorBody.parse) == error)
+
+        let welcome = Welcome(server: "9.9.9", workers: 3, limits: limits)
+        let decoded = try welcome.encoded.withUnsafeBytes(Welcome.parse)
+        #expect(decoded == welcome)
+        #expect(decoded.dtypes == ["f32", "f16", "bf16"])
+        #expect(decoded.strategies == ["greedy"])
+        #expect(String(decoding: welcome.encoded, as: UTF8.self).contains(#""max_vocab":1000"#))
+    }
+
+    @Test("reply types are request types with the high bit set")
+    func typeNumbering() {
+        let pairs: [(MessageType, MessageType)] = [(.hello, .welcome), (.ping, .pong), (.decode, .tokens)]
+        for (request, reply) in pairs {
+            #expect(reply.rawValue == request.rawValue | 0x80)
+            #expect(request.isRequest && !reply.isRequest)
+        }
+        #expect(ErrorCode.invalidLogits.name == "INVALID_LOGITS")
+        #expect(ErrorCode(rawValue: 999).name == "UNKNOWN_ERROR_999")
+    }
+
+    @Test("row errors from the decoding engine map to codes naming the row")
+    func rowErrors() {
+        #expect(ProtocolError(row: 4, .notANumber(index: 9)) == ProtocolError(.invalidLogits, "row 4: logit 9 is NaN"))
+        #expect(ProtocolError(row: 0, .positiveInfinity(index: 1)).code == .invalidLogits)
+        #expect(ProtocolError(row: 2, .allMasked) == ProtocolError(.allMasked, "row 2: every logit in the row is -inf"))
+    }
+}
