@@ -27,8 +27,7 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(
             name: "Decoding",
-            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: [.product(name: "RealModule", package: "swift-numerics")]
         ),
         .target(name: "LogitdProtocol", dependencies: ["Decoding"]),
         .target(
@@ -48,13 +47,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        // Free ports and unique endpoints, shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "TestSupport"]),
         .testTarget(name: "DecodingTests", dependencies: ["Decoding"]),
         .testTarget(name: "LogitdProtocolTests", dependencies: ["LogitdProtocol"]),
         .testTarget(name: "LogitdServerTests", dependencies: ["LogitdServer"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["LogitdClient", "LogitdProtocol", "ZeroMQ"]
+            dependencies: ["LogitdClient", "LogitdProtocol", "Decoding", "ZeroMQ", "TestSupport"]
         ),
     ]
 )

@@ -93,7 +93,13 @@ final class Broker {
             try backend.send(worker, flags: .more)
             try backend.send([])
         }
+    }
+
+    /// Closes the broker's sockets; replies still queued on the frontend linger for up to a second.
+    func close() {
         frontend.close()
+        backend.close()
+        control.close()
     }
 
     /// A worker answered: pass its reply to the client and mark the worker ready again.

@@ -46,17 +46,20 @@ public final class Daemon: Sendable {
         ])
         onReady(broker.boundEndpoints)
         defer {
-            // Unblocks any worker still busy past the grace period, so its socket closes.
+            broker.close()
+            // Unblocks any worker still busy past the grace period, so that its socket closes too.
             context.shutdown()
-            if workersDone.wait(timeout: .now() + .seconds(2)) == .timedOut {
-                logger.warning("a worker did not stop in time")
+            if workersDone.wait(timeout: .now() + .seconds(5)) == .timedOut {
+                logger.warning("a worker did not stop within 5 s of shutdown")
             }
+            // Flushes the replies still queued on the frontend before the process goes.
+            context.terminate()
+            logger.info("stopped")
         }
         try broker.run()
         if workersDone.wait(timeout: .now() + .seconds(1)) == .timedOut {
             logger.debug("workers did not acknowledge stop within 1 s; shutting the context down")
         }
-        logger.info("stopped")
     }
 
     /// Asks a running daemon to stop; safe from any thread, including a signal-handling one.

@@ -1,10 +1,13 @@
 import CZeroMQ
+import Foundation
 
 /// A libzmq context: owns the I/O threads and every socket made from it.
 ///
 /// Thread-safe, as libzmq's context is. Sockets are not: create each socket on the thread that uses it.
 public final class Context: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    private let lock = NSLock()
+    private var isTerminated = false
 
     public init(ioThreads: Int = 1) throws(ZMQError) {
         guard let handle = zmq_ctx_new() else { throw ZMQError.last("zmq_ctx_new") }
@@ -24,9 +27,19 @@ public final class Context: @unchecked Sendable {
         _ = zmq_ctx_shutdown(handle)
     }
 
-    /// Shuts the context down and waits until every socket made from it is closed.
+    /// Waits until every socket made from this context is closed and their lingering messages are
+    /// sent (or their linger periods end), then frees the context. Idempotent; `deinit` calls it too.
+    /// Call it explicitly where the process is about to exit: that is what flushes the last replies.
+    public func terminate() {
+        lock.withLock {
+            guard !isTerminated else { return }
+            isTerminated = true
+            while zmq_ctx_term(handle) == -1 && zmq_errno() == czmq_eintr() {}
+        }
+    }
+
     deinit {
-        while zmq_ctx_term(handle) == -1 && zmq_errno() == czmq_eintr() {}
+        terminate()
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Decoding
+import Decoding
 
 @Suite("Greedy decoding")
 struct GreedyTests {

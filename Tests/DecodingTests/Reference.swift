@@ -1,5 +1,5 @@
 import Foundation
-@testable import Decoding
+import Decoding
 
 /// Float64 references: the definitions, computed the plain way with libm's exp and log.
 enum Reference {

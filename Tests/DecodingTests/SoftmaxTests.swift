@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Decoding
+import Decoding
 
 /// Rows that catch the usual softmax mistakes, each named.
 struct RowCase: CustomTestStringConvertible, Sendable {

@@ -1,6 +1,6 @@
 import Decoding
 import Testing
-@testable import LogitdProtocol
+import LogitdProtocol
 
 let limits = ProtocolLimits(maxVocab: 1000, maxRows: 8, maxMessageBytes: 16 * 1024)
 

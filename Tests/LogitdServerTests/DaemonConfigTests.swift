@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Testing
-@testable import LogitdServer
+import LogitdServer
 
 /// The repository root, found from this file's path.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -1,7 +1,7 @@
 import Decoding
 import LogitdProtocol
 import Testing
-@testable import LogitdServer
+import LogitdServer
 
 @Suite("Request handling, without sockets")
 struct RequestHandlerTests {

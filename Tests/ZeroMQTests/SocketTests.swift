@@ -1,6 +1,7 @@
 import Foundation
+import TestSupport
 import Testing
-@testable import ZeroMQ
+import ZeroMQ
 
 @Suite("ZeroMQ sockets over real endpoints")
 struct SocketTests {

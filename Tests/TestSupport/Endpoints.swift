@@ -2,20 +2,20 @@ import Foundation
 
 /// Endpoints no other test uses: inproc names, ipc paths in the temporary directory, and tcp ports the
 /// OS just handed out.
-enum TestEndpoint {
+public enum TestEndpoint: String, Sendable, CaseIterable {
     case inproc, ipc, tcp
 
-    func make() -> String {
+    public func make() -> String {
         switch self {
         case .inproc: return "inproc://test-\(UUID().uuidString)"
-        case .ipc: return "ipc://\(NSTemporaryDirectory())zmq-test-\(UUID().uuidString.prefix(8)).sock"
+        case .ipc: return "ipc://\(NSTemporaryDirectory())logitd-test-\(UUID().uuidString.prefix(8)).sock"
         case .tcp: return "tcp://127.0.0.1:\(freeTCPPort())"
         }
     }
 }
 
 /// A port the kernel considers free right now (bind to port 0, read it back, release it).
-func freeTCPPort() -> Int {
+public func freeTCPPort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

@@ -1,0 +1,87 @@
+import Foundation
+import LogitdClient
+import TestSupport
+
+/// The real `logitd` binary, started on an endpoint of its own and stopped with a signal.
+final class DaemonProcess {
+    let endpoint: String
+    private let process = Process()
+    private let stderrFile: URL
+
+    /// LOGITD_BIN, or the `logitd` built beside this test bundle.
+    static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["LOGITD_BIN"] { return URL(fileURLWithPath: path) }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("logitd")
+    }
+
+    /// Starts the daemon and waits until it answers HELLO.
+    init(transport: TestEndpoint = .ipc, workers: Int = 2, extraArguments: [String] = []) throws {
+        endpoint = transport.make()
+        stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("logitd-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+        process.executableURL = Self.binary
+        process.arguments = ["serve", "--bind", endpoint, "--workers", "\(workers)", "--log-level", "info"] + extraArguments
+        process.standardError = try FileHandle(forWritingTo: stderrFile)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        try waitUntilServing()
+    }
+
+    private func waitUntilServing() throws {
+        let client = try LogitdClient(endpoint: endpoint, timeout: .milliseconds(200))
+        defer { client.close() }
+        for _ in 0..<50 {
+            if (try? client.hello()) != nil { return }
+            guard process.isRunning else { break }
+        }
+        throw DaemonError.didNotStart(stderr)
+    }
+
+    /// Sends `signal` and waits (bounded) for the process to exit; returns its exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM, within limit: Duration = .seconds(10)) -> Int32? {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    var pid: Int32 { process.processIdentifier }
+
+    var stderr: String { (try? String(contentsOf: stderrFile, encoding: .utf8)) ?? "" }
+
+    deinit {
+        stop(signal: SIGKILL, within: .seconds(5))
+        try? FileManager.default.removeItem(at: stderrFile)
+        if endpoint.hasPrefix("ipc://") { try? FileManager.default.removeItem(atPath: String(endpoint.dropFirst(6))) }
+    }
+}
+
+enum DaemonError: Error, CustomStringConvertible {
+    case didNotStart(String)
+    var description: String {
+        switch self { case .didNotStart(let log): "logitd did not answer HELLO; its stderr:\n\(log)" }
+    }
+}
+
+/// Runs the binary to completion (for start-up failures) and returns its status and stderr.
+func runDaemonExpectingExit(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+    let process = Process()
+    process.executableURL = DaemonProcess.binary
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardError = pipe
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
