@@ -8,9 +8,13 @@ import ZeroMQ
 final class Broker {
     enum State: Equatable {
         case running
-        /// Stop was requested: no new requests, wait for those in flight until the deadline.
-        case draining(deadline: ContinuousClock.Instant)
+        /// Stop was requested: requests that arrive are refused with SHUTTING_DOWN; those in flight
+        /// are answered. Ends when none is in flight and none has arrived for `drainQuietPeriod`
+        /// (requests still in transit when the stop came are answered too), or at the deadline.
+        case draining(deadline: ContinuousClock.Instant, lastArrival: ContinuousClock.Instant)
     }
+
+    static let drainQuietPeriod: Duration = .milliseconds(100)
 
     static let backendEndpoint = "inproc://logitd-workers"
     static let controlEndpoint = "inproc://logitd-control"
@@ -60,32 +64,35 @@ final class Broker {
         let backendIndex = poller.register(backend)
         let controlIndex = poller.register(control)
         while true {
-            if case .draining(let deadline) = state {
-                refuseQueuedRequests()
-                if busyWorkers.isEmpty { break }
-                if ContinuousClock.now >= deadline {
+            var timeout: Duration?
+            if case .draining(let deadline, var lastArrival) = state {
+                let now = ContinuousClock.now
+                if refuseArrivedRequests() { lastArrival = now }
+                state = .draining(deadline: deadline, lastArrival: lastArrival)
+                let quietUntil = lastArrival + Self.drainQuietPeriod
+                if busyWorkers.isEmpty && now >= quietUntil { break }
+                if now >= deadline {
                     logger.warning("shutdown grace period over with \(busyWorkers.count) request(s) still in flight")
                     break
                 }
+                timeout = now.duration(to: busyWorkers.isEmpty ? min(quietUntil, deadline) : deadline)
             }
-            let acceptRequests = state == .running && !readyWorkers.isEmpty
-            poller.setEvents(acceptRequests ? .readable : [], at: frontendIndex)
-            var timeout: Duration? = nil
-            if case .draining(let deadline) = state {
-                timeout = ContinuousClock.now.duration(to: deadline)
-            }
+            // Running: take requests only when a worker can have one (ZeroMQ queues the rest, and its
+            // high-water mark pushes back on clients). Draining: take everything, to refuse it.
+            let readFrontend = state == .running ? !readyWorkers.isEmpty : true
+            poller.setEvents(readFrontend ? .readable : [], at: frontendIndex)
             try poller.poll(timeout: timeout)
             if poller.events(at: backendIndex).contains(.readable) {
                 try forwardReply()
             }
-            if poller.events(at: frontendIndex).contains(.readable) {
+            if state == .running && poller.events(at: frontendIndex).contains(.readable) {
                 try dispatchRequest()
             }
             if poller.events(at: controlIndex).contains(.readable) {
                 _ = try control.receiveMultipart()
                 if state == .running {
                     logger.info("stopping: \(busyWorkers.count) request(s) in flight")
-                    state = .draining(deadline: .now + config.shutdownGrace)
+                    state = .draining(deadline: .now + config.shutdownGrace, lastArrival: .now)
                 }
             }
         }
@@ -122,9 +129,11 @@ final class Broker {
         try backend.send(multipart: frames)
     }
 
-    /// While draining, requests that already arrived get SHUTTING_DOWN instead of silence.
-    private func refuseQueuedRequests() {
+    /// While draining, requests that arrive get SHUTTING_DOWN instead of silence. Returns whether any did.
+    private func refuseArrivedRequests() -> Bool {
+        var refusedAny = false
         while let frames = try? frontend.receiveMultipart(flags: .dontWait) {
+            refusedAny = true
             let envelope = Worker.envelopeLength(frames)
             let requestID = frames.count > envelope ? frames[envelope].withUnsafeBytes(Header.bestEffortRequestID) : 0
             let reply = RequestHandler.errorReply(ProtocolError(.shuttingDown, "the daemon is shutting down"), requestID: requestID)
@@ -135,5 +144,6 @@ final class Broker {
                 logger.warning("could not refuse a request during shutdown: \(error)")
             }
         }
+        return refusedAny
     }
 }

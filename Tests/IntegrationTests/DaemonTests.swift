@@ -146,7 +146,7 @@ struct DaemonTests {
         #expect(!FileManager.default.fileExists(atPath: String(unused.dropFirst(6))))
     }
 
-    @Test("SIGTERM: the request in flight is answered, then the daemon exits 0")
+    @Test("SIGTERM: requests in flight are answered, queued ones refused, none lost; exit 0")
     func gracefulShutdown() throws {
         let daemon = try DaemonProcess(workers: 1)
         let context = try Context()
@@ -155,20 +155,31 @@ struct DaemonTests {
         try socket.setReceiveTimeout(.seconds(20))
         try socket.connect(daemon.endpoint)
         let vocab = 128_256
-        let logits = rows(count: 64, vocab: vocab, seed: 1)
-        try socket.send(multipart: [
-            try Message(Header(type: .decode, requestID: 1).encoded),
-            try Message(RowsDescriptor(dtype: .float32, rows: 64, vocab: vocab).encoded),
-            Message(),
-            try logits.withUnsafeBytes { try Message(copying: $0) },
-        ])
-        // The broker hands a request to a worker within microseconds of its arrival.
-        Thread.sleep(forTimeInterval: 0.1)
+        let rowCount = 16
+        let logits = rows(count: rowCount, vocab: vocab, seed: 1)
+        let expected = (0..<rowCount).map { token(row: $0, seed: 1, vocab: vocab) }
+        let requests = 20
+        for id in 1...requests {
+            try socket.send(multipart: [
+                try Message(Header(type: .decode, requestID: UInt64(id)).encoded),
+                try Message(RowsDescriptor(dtype: .float32, rows: rowCount, vocab: vocab).encoded),
+                Message(),
+                try logits.withUnsafeBytes { try Message(copying: $0) },
+            ])
+        }
         kill(daemon.pid, SIGTERM)
-        let reply = try socket.receiveMultipart()
-        let header = try reply[0].withUnsafeBytes(Header.parse)
-        #expect(header.type == .tokens && header.requestID == 1)
-        #expect(try reply[1].withUnsafeBytes(TokensBody.parse).map(\.token) == (0..<64).map { token(row: $0, seed: 1, vocab: vocab) })
+        var answered: [UInt64: MessageType] = [:]
+        for _ in 1...requests {
+            let reply = try socket.receiveMultipart()
+            let header = try reply[0].withUnsafeBytes(Header.parse)
+            answered[header.requestID] = header.type
+            if header.type == .tokens {
+                #expect(try reply[1].withUnsafeBytes(TokensBody.parse).map(\.token) == expected)
+            } else {
+                #expect(try reply[1].withUnsafeBytes(ErrorBody.parse).code == .shuttingDown)
+            }
+        }
+        #expect(answered.count == requests, "every request gets exactly one reply")
         #expect(daemon.stop(within: .seconds(10)) == 0)
         #expect(daemon.stderr.contains("received SIGTERM"))
         #expect(daemon.stderr.contains("stopped"))

@@ -1,0 +1,48 @@
+# logitd — the two commands: `make demo` and `make test`. Both install what is missing first.
+
+SWIFT      ?= swift
+PYTHON     ?= python3
+BUILD_DIR  := .build/release
+LOGITD     := $(BUILD_DIR)/logitd
+CONFIG     := Config/logitd.toml
+ENDPOINT   := tcp://127.0.0.1:5555
+# Run apt-get through sudo when not root (CI and these machines run as root).
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test test-swift test-python demo clean
+
+all: build
+
+# libzmq3-dev (through apt) and pyzmq, numpy and pytest (through pip), each only when missing.
+deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzmq; then \
+		echo "installing libzmq3-dev"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libzmq3-dev pkg-config >/dev/null; \
+	fi
+	@if ! $(PYTHON) -c "import zmq, numpy, pytest" 2>/dev/null; then \
+		echo "installing pyzmq, numpy and pytest"; \
+		$(PYTHON) -m pip install -q pyzmq numpy pytest 2>/dev/null \
+		|| $(PYTHON) -m pip install -q --break-system-packages pyzmq numpy pytest; \
+	fi
+
+# One release build serves the daemon, the demo and both test suites.
+build: deps
+	$(SWIFT) build -c release --build-tests
+
+test: build test-swift test-python
+
+test-swift:
+	LOGITD_BIN=$(CURDIR)/$(LOGITD) $(SWIFT) test -c release --skip-build
+
+test-python:
+	LOGITD_BIN=$(CURDIR)/$(LOGITD) $(PYTHON) -m pytest -q Clients/python/tests
+
+# Starts the daemon with the documented default config, runs the demo against it, stops it.
+demo: build
+	@$(LOGITD) serve --config $(CONFIG) & daemon=$$!; \
+	$(PYTHON) Demos/hello_logitd.py --endpoint $(ENDPOINT); status=$$?; \
+	kill -TERM $$daemon; wait $$daemon; \
+	exit $$status
+
+clean:
+	rm -rf .build
