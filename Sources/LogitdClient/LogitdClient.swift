@@ -27,7 +27,8 @@ public enum LogitdClientError: Error, CustomStringConvertible {
 /// endpoints round-robin by ZeroMQ). Not thread-safe: use one client per thread.
 public final class LogitdClient {
     private let socket: Socket
-    private let timeout: Duration
+    /// How long a request waits for its reply.
+    public var timeout: Duration
     private var nextRequestID: UInt64 = 1
 
     /// Connects to `endpoints`. ZeroMQ connects lazily, so a daemon that starts later is still reached;
