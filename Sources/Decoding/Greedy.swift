@@ -18,6 +18,6 @@ public enum Greedy {
     public static func choose(from row: LogitRow) throws(LogitRowError) -> TokenChoice {
         let maximum = try row.validatedMaximum()
         let sum = row.sumOfExponentials(shiftedBy: maximum.value)
-        return TokenChoice(token: maximum.index, logprob: -.log(sum))
+        return TokenChoice(token: maximum.index, logprob: Float(-Double.log(sum)))
     }
 }

@@ -5,6 +5,8 @@ public enum LogitRowError: Error, Equatable, Sendable, CustomStringConvertible {
     case positiveInfinity(index: Int)
     /// Every logit is -inf: no token can be chosen.
     case allMasked
+    /// The processors (bans, allowed set, n-gram rule, …) excluded every token.
+    case noCandidates
 
     public var description: String {
         switch self {
@@ -12,6 +14,7 @@ public enum LogitRowError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notANumber(let index): "logit \(index) is NaN"
         case .positiveInfinity(let index): "logit \(index) is +inf"
         case .allMasked: "every logit in the row is -inf"
+        case .noCandidates: "no token survives the processors (every candidate is banned or masked)"
         }
     }
 }
@@ -53,9 +56,9 @@ extension LogitRow {
         return scan.maximum
     }
 
-    /// Σ exp(xᵢ − shift) over the row.
-    func sumOfExponentials(shiftedBy shift: Float) -> Float {
-        apply(ExponentialSum(shift: shift))
+    /// Σ exp((xᵢ − shift) × scale) over the row, accumulated in Double.
+    func sumOfExponentials(shiftedBy shift: Float, scale: Float = 1) -> Double {
+        apply(ExponentialSum(shift: shift, scale: scale))
     }
 }
 
@@ -101,13 +104,14 @@ struct MaximumScan: RowKernel {
     }
 }
 
-/// Σ exp(xᵢ − shift). Sixteen float lanes accumulate blocks of 256 elements, and the block sums
-/// are added in Double, so the error stays near float epsilon even over 262,144 terms.
+/// Σ exp((xᵢ − shift) × scale). Sixteen float lanes accumulate blocks of 256 elements, and the
+/// block sums are added in Double, so the error stays near float epsilon even over 262,144 terms.
 struct ExponentialSum: RowKernel {
     let shift: Float
+    let scale: Float
 
     @inline(__always)
-    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Float {
+    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Double {
         let shiftVector = SIMD16<Float>(repeating: shift)
         var total = SIMD16<Double>()
         let vectorEnd = count & ~15
@@ -116,17 +120,17 @@ struct ExponentialSum: RowKernel {
             var block = SIMD16<Float>()
             let blockEnd = min(vectorEnd, index &+ 256)
             while index < blockEnd {
-                block += vectorExp(Element.vector(base, index) - shiftVector)
+                block += vectorExp((Element.vector(base, index) - shiftVector) * scale)
                 index &+= 16
             }
             total += SIMD16<Double>(block)
         }
         var sum = total.sum()
         while index < count {
-            sum += Double(exponential(Element.scalar(base, index) - shift))
+            sum += Double(exponential((Element.scalar(base, index) - shift) * scale))
             index &+= 1
         }
-        return Float(sum)
+        return sum
     }
 }
 

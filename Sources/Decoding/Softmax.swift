@@ -6,7 +6,7 @@ public enum Softmax {
     /// log Σ exp(xᵢ).
     public static func logSumExp(of row: LogitRow) throws(LogitRowError) -> Float {
         let maximum = try row.validatedMaximum()
-        return maximum.value + .log(row.sumOfExponentials(shiftedBy: maximum.value))
+        return maximum.value + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum.value)))
     }
 
     /// Writes softmax(row) into `output`, which must have `row.count` elements.
@@ -21,7 +21,7 @@ public enum Softmax {
     public static func logProbabilities(of row: LogitRow, into output: UnsafeMutableBufferPointer<Float>) throws(LogitRowError) {
         precondition(output.count == row.count, "output must have one element per logit")
         let maximum = try row.validatedMaximum()
-        let logNormaliser = maximum.value + .log(row.sumOfExponentials(shiftedBy: maximum.value))
+        let logNormaliser = maximum.value + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum.value)))
         row.apply(Shifted(shift: logNormaliser, output: output))
     }
 

@@ -36,12 +36,15 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let shuttingDown = ErrorCode(rawValue: 15)
     /// The daemon failed in a way that is not the request's fault.
     public static let internalError = ErrorCode(rawValue: 16)
+    /// The processors (bans, allowed tokens, n-gram rule, …) excluded every token of a row.
+    public static let noCandidates = ErrorCode(rawValue: 17)
 
     private static let names: [UInt32: String] = [
         1: "MALFORMED_HEADER", 2: "BAD_MAGIC", 3: "UNSUPPORTED_VERSION", 4: "UNKNOWN_TYPE",
         5: "UNKNOWN_FLAGS", 6: "BAD_FRAME_COUNT", 7: "BAD_DESCRIPTOR", 8: "BAD_SHAPE",
         9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
         13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
+        17: "NO_CANDIDATES",
     ]
 
     public var name: String { Self.names[rawValue] ?? "UNKNOWN_ERROR_\(rawValue)" }

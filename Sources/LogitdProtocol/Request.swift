@@ -64,6 +64,7 @@ extension ProtocolError {
     public init(row: Int, _ error: LogitRowError) {
         switch error {
         case .allMasked: self.init(.allMasked, "row \(row): \(error)")
+        case .noCandidates: self.init(.noCandidates, "row \(row): \(error)")
         case .empty, .notANumber, .positiveInfinity: self.init(.invalidLogits, "row \(row): \(error)")
         }
     }

@@ -1,0 +1,103 @@
+import RealModule
+
+/// The logits-processing chain for one set of settings: the sequence-dependent edits, then (when
+/// sampling) the warpers, in `settings.order`.
+///
+/// Edits need a writable row, so when any edit is active the row is first copied (and widened) into
+/// the workspace; a chain of warpers alone reads the row in place. The first warper that removes
+/// tokens turns the row into a short candidate list, which the rest of the chain works on.
+public struct LogitsPipeline: Sendable {
+    public let settings: ProcessorSettings
+    private let edits: [ProcessorKind]
+    private let warpers: [ProcessorKind]
+    private let stages: [ProcessorKind]
+
+    public init(settings: ProcessorSettings) {
+        self.settings = settings
+        stages = settings.activeStages
+        edits = stages.filter { !$0.isWarper }
+        warpers = stages.filter(\.isWarper)
+    }
+
+    /// Whether the chain changes the row at all when `sampling` (warpers included) or not.
+    public func isIdentity(sampling: Bool) -> Bool {
+        sampling ? stages.isEmpty : edits.isEmpty
+    }
+
+    /// Runs the chain on `row` for a sequence with `history`. Warpers run only when `sampling`
+    /// (greedy and beam search use the edits alone, as Hugging Face does). The result may point
+    /// into `workspace`: use it before the workspace's next use.
+    public func candidates(for row: LogitRow, history: TokenHistory, sampling: Bool, workspace: Workspace) throws(LogitRowError) -> CandidateSet {
+        let maximum = try row.validatedMaximum()
+        var set = CandidateSet.dense(row, scale: 1)
+        var rowMaximum = maximum.value
+        for stage in sampling ? stages : edits {
+            switch (stage.isWarper, set) {
+            case (false, .dense(let dense, let scale)):
+                let values = workspace.scratch(count: dense.count)
+                dense.apply(WidenInto(output: values, scale: scale))
+                var target = DenseEdits(values: values)
+                settings.applyEdit(stage, to: &target, history: history)
+                let edited = LogitRow(bytes: UnsafeRawBufferPointer(values), dtype: .float32)
+                guard let newMaximum = try? edited.validatedMaximum() else { throw .noCandidates }
+                rowMaximum = newMaximum.value
+                set = .dense(edited, scale: 1)
+            case (false, .sparse(let candidates)):
+                var target = SparseEdits(candidates: candidates)
+                settings.applyEdit(stage, to: &target, history: history)
+                set = .sparse(target.candidates)
+            case (true, _):
+                set = warp(set, stage, maximum: rowMaximum)
+            }
+            if case .sparse(let candidates) = set, candidates.isEmpty { throw .noCandidates }
+        }
+        return set
+    }
+
+    private func warp(_ set: CandidateSet, _ stage: ProcessorKind, maximum: Float) -> CandidateSet {
+        let minKeep = settings.minTokensToKeep
+        switch set {
+        case .dense(let row, let scale):
+            switch stage {
+            case .temperature: return .dense(row, scale: scale / settings.temperature)
+            case .topK: return .sparse(Warpers.topK(row, scale: scale, k: max(settings.topK, minKeep)))
+            case .topP: return .sparse(Warpers.topP(row, scale: scale, maximum: maximum, p: settings.topP, minKeep: minKeep))
+            case .minP: return .sparse(Warpers.minP(row, scale: scale, maximum: maximum, minP: settings.minP, minKeep: minKeep))
+            case .typicalP: return .sparse(Warpers.typical(set.materialized(), mass: settings.typicalP, minKeep: minKeep))
+            default: preconditionFailure("\(stage) is not a warper")
+            }
+        case .sparse(var candidates):
+            switch stage {
+            case .temperature:
+                let inverse = 1 / settings.temperature
+                for index in candidates.indices { candidates[index].logit *= inverse }
+                return .sparse(candidates)
+            case .topK: return .sparse(Warpers.topK(candidates, k: max(settings.topK, minKeep)))
+            case .topP: return .sparse(Warpers.topP(candidates, p: settings.topP, minKeep: minKeep))
+            case .minP: return .sparse(Warpers.minP(candidates, minP: settings.minP, minKeep: minKeep))
+            case .typicalP: return .sparse(Warpers.typical(candidates, mass: settings.typicalP, minKeep: minKeep))
+            default: preconditionFailure("\(stage) is not a warper")
+            }
+        }
+    }
+}
+
+/// outputᵢ = xᵢ × scale, widening f16/bf16 to f32.
+struct WidenInto: RowKernel {
+    let output: UnsafeMutableBufferPointer<Float>
+    let scale: Float
+
+    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) {
+        let out = UnsafeMutableRawPointer(output.baseAddress!)
+        let vectorEnd = count & ~15
+        var index = 0
+        while index < vectorEnd {
+            out.storeBytes(of: Element.vector(base, index) * scale, toByteOffset: index &* 4, as: SIMD16<Float>.self)
+            index &+= 16
+        }
+        while index < count {
+            output[index] = Element.scalar(base, index) * scale
+            index &+= 1
+        }
+    }
+}

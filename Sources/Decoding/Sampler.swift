@@ -1,0 +1,67 @@
+import RealModule
+
+/// Choosing one token from what the chain left, with the log-probability of that token under the
+/// distribution it was chosen from.
+public enum Sampler {
+    /// The most likely candidate, the lowest token id among equals.
+    public static func greedy(_ set: CandidateSet) -> TokenChoice {
+        switch set {
+        case .dense(let row, let scale):
+            // validatedMaximum cannot fail here: the pipeline already validated this row.
+            let maximum = (try? row.validatedMaximum()) ?? RowMaximum(value: 0, index: 0)
+            let total = row.sumOfExponentials(shiftedBy: maximum.value, scale: scale)
+            return TokenChoice(token: maximum.index, logprob: Float(-Double.log(total)))
+        case .sparse(let candidates):
+            var best = candidates[0]
+            for candidate in candidates.dropFirst() where Candidate.ranksBefore(candidate, best) { best = candidate }
+            let total = candidates.reduce(0.0) { $0 + Double.exp(Double($1.logit - best.logit)) }
+            return TokenChoice(token: Int(best.token), logprob: Float(-Double.log(total)))
+        }
+    }
+
+    /// Inverse-CDF sampling with one uniform draw `u` ∈ [0, 1): the candidates are walked in
+    /// ascending token order and the first whose running probability exceeds u is chosen.
+    public static func sample(_ set: CandidateSet, uniform u: Double) -> TokenChoice {
+        switch set {
+        case .dense(let row, let scale):
+            let maximum = (try? row.validatedMaximum())?.value ?? 0
+            let total = row.sumOfExponentials(shiftedBy: maximum, scale: scale)
+            let token = row.apply(InverseCDF(shift: maximum, scale: scale, target: u * total))
+            let logprob = Double((row[token] - maximum) * scale) - Double.log(total)
+            return TokenChoice(token: token, logprob: Float(logprob))
+        case .sparse(let candidates):
+            let top = candidates.map(\.logit).max()!
+            let weights = candidates.map { Double.exp(Double($0.logit - top)) }
+            let total = weights.reduce(0, +)
+            let target = u * total
+            var cumulative = 0.0
+            var chosen = candidates.count - 1
+            for (index, weight) in weights.enumerated() {
+                cumulative += weight
+                if cumulative > target { chosen = index; break }
+            }
+            let logprob = Double(candidates[chosen].logit - top) - Double.log(total)
+            return TokenChoice(token: Int(candidates[chosen].token), logprob: Float(logprob))
+        }
+    }
+}
+
+/// The whole per-row decision for greedy or sampling: the chain, then argmax or a seeded draw.
+public struct TokenSelector: Sendable {
+    public let pipeline: LogitsPipeline
+    /// nil: greedy. Otherwise draws come from this generator at (sequence, step).
+    public let generator: Philox?
+
+    public init(settings: ProcessorSettings, seed: UInt64?) {
+        pipeline = LogitsPipeline(settings: settings)
+        generator = settings.temperature == 0 ? nil : seed.map(Philox.init)
+    }
+
+    /// Chooses the next token of sequence `sequence` at generation step `step`.
+    public func choose(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, workspace: Workspace) throws(LogitRowError) -> TokenChoice {
+        let sampling = generator != nil
+        let set = try pipeline.candidates(for: row, history: history, sampling: sampling, workspace: workspace)
+        guard let generator else { return Sampler.greedy(set) }
+        return Sampler.sample(set, uniform: generator.uniform(sequence: sequence, step: step))
+    }
+}
