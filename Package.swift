@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "logitd", targets: ["logitd"]),
+        .executable(name: "logitd-bench", targets: ["logitd-bench"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "Decoding", targets: ["Decoding"]),
         .library(name: "LogitdProtocol", targets: ["LogitdProtocol"]),
@@ -49,6 +50,13 @@ let package = Package(
         ),
         // Free ports and unique endpoints, shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .executableTarget(
+            name: "logitd-bench",
+            dependencies: [
+                "Decoding",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "TestSupport"]),
         .testTarget(name: "DecodingTests", dependencies: ["Decoding"]),
         .testTarget(name: "LogitdProtocolTests", dependencies: ["LogitdProtocol"]),

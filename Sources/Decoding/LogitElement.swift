@@ -60,7 +60,11 @@ public struct BFloat16: LogitElement, Sendable, Equatable {
     @inlinable @inline(__always)
     public static func vector(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
         let halves = base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD16<UInt16>.self)
-        return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: halves) &<< 16, to: SIMD16<Float>.self)
+        // A plain lane loop: the compiler turns it into one zero-extend and one shift, where the
+        // stdlib's generic SIMD conversion stays an out-of-line call per vector.
+        var bits = SIMD16<UInt32>()
+        for lane in 0..<16 { bits[lane] = UInt32(halves[lane]) &<< 16 }
+        return unsafeBitCast(bits, to: SIMD16<Float>.self)
     }
 
     @inlinable @inline(__always)

@@ -120,10 +120,10 @@ struct ExponentialSum: RowKernel {
             var block = SIMD16<Float>()
             let blockEnd = min(vectorEnd, index &+ 256)
             while index < blockEnd {
-                block += vectorExp((Element.vector(base, index) - shiftVector) * scale)
+                block += exponentialOfNonPositive((Element.vector(base, index) - shiftVector) * scale)
                 index &+= 16
             }
-            total += SIMD16<Double>(block)
+            total.accumulate(block)
         }
         var sum = total.sum()
         while index < count {
@@ -131,6 +131,15 @@ struct ExponentialSum: RowKernel {
             index &+= 1
         }
         return sum
+    }
+}
+
+extension SIMD16 where Scalar == Double {
+    /// Adds a float block lane by lane: a plain loop compiles to two widening converts and adds,
+    /// where the stdlib's generic SIMD conversion stays an out-of-line call.
+    @inline(__always)
+    mutating func accumulate(_ block: SIMD16<Float>) {
+        for lane in 0..<16 { self[lane] += Double(block[lane]) }
     }
 }
 

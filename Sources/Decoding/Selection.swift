@@ -123,7 +123,7 @@ struct InverseCDF: RowKernel {
         let vectorEnd = count & ~15
         var index = 0
         while index < vectorEnd {
-            let weights = vectorExp((Element.vector(base, index) - shiftVector) * scale)
+            let weights = exponentialOfNonPositive((Element.vector(base, index) - shiftVector) * scale)
             let blockSum = Double(weights.sum())
             if cumulative + blockSum >= target {
                 for lane in 0..<16 where weights[lane] > 0 {

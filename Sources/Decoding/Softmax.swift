@@ -80,12 +80,12 @@ private struct ExponentialsWritten: RowKernel {
             var block = SIMD16<Float>()
             let blockEnd = min(vectorEnd, index &+ 256)
             while index < blockEnd {
-                let e = vectorExp(Element.vector(base, index) - shiftVector)
+                let e = exponentialOfNonPositive(Element.vector(base, index) - shiftVector)
                 out.storeBytes(of: e, toByteOffset: index &* 4, as: SIMD16<Float>.self)
                 block += e
                 index &+= 16
             }
-            total += SIMD16<Double>(block)
+            total.accumulate(block)
         }
         var sum = total.sum()
         while index < count {

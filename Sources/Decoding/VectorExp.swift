@@ -1,5 +1,6 @@
-/// exp over sixteen lanes: Cody–Waite range reduction to r ∈ [-ln2/2, ln2/2] and a degree-6
-/// minimax polynomial for e^r (Cephes' expf coefficients), then a scale by 2^n built from bits.
+/// exp over sixteen lanes: Cody–Waite range reduction to r ∈ [-ln2/2, ln2/2], then
+/// e^r ≈ 1 + r + r²·P(r) with P Cephes' expf minimax coefficients, and a scale by 2^n built from
+/// bits.
 ///
 /// Written with plain multiply, add, compare and select on SIMD16 values, which the compiler turns
 /// into vector instructions; stdlib helpers such as `addingProduct`, `clamped` or rounding
@@ -10,27 +11,34 @@
 /// float32 subnormal, the result is exactly 0, as it is for -inf; NaN stays NaN.
 @inlinable @inline(__always)
 public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    let lowest: Float = -87.3
     let highest: Float = 88.3
-    var clamped = x.replacing(with: lowest, where: x .< lowest)
-    clamped.replace(with: highest, where: clamped .> highest)
+    var result = exponentialOfNonPositive(x.replacing(with: highest, where: x .> highest))
+    // NaN fails every comparison, so it went through unchanged: put it back.
+    result.replace(with: x, where: x .!= x)
+    return result
+}
+
+/// The same exp for x ≤ 88.3 with no NaN: what the softmax kernels need, since they exponentiate
+/// xᵢ − max of validated rows. Two selects fewer than `vectorExp` on the hottest loop.
+@inlinable @inline(__always)
+public func exponentialOfNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let lowest: Float = -87.3
+    // Below `lowest` (and for -inf) the bit arithmetic produces garbage, but the final select
+    // replaces those lanes with 0, so no clamp is needed on the way in.
     // Adding 1.5 × 2^23 rounds x·log2(e) to the nearest integer (ties to even) in the float's
     // low mantissa bits: subtracting it back gives n as a float, the bit difference gives n as an int.
     let roundingShift: Float = 12_582_912
-    let shifted = clamped * 1.442_695_04 + roundingShift
+    let shifted = x * 1.442_695_04 + roundingShift
     let n = shifted - roundingShift
     let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(roundingShift, to: Int32.self)
     // ln 2 split in two so that n · ln2High is exact.
-    let r = (clamped - n * 0.693_359_375) - n * -2.121_944_4e-4
-    var p = r * 1.987_569_150_0e-4 + 1.398_199_950_7e-3
-    p = p * r + 8.333_451_907_3e-3
+    let r = (x - n * 0.693_359_375) - n * -2.121_944_4e-4
+    // Cephes' coefficients without its r⁷ term, which is below 1.3e-7 relative for |r| ≤ ln2/2.
+    var p = r * 1.398_199_950_7e-3 + 8.333_451_907_3e-3
     p = p * r + 4.166_579_589_4e-2
     p = p * r + 1.666_666_545_9e-1
     p = p * r + 5.000_000_120_1e-1
     let y = p * (r * r) + r + 1
-    var result = y * unsafeBitCast((nBits &+ 127) &<< 23, to: SIMD16<Float>.self)
-    result.replace(with: 0, where: x .< lowest)
-    // NaN fails every comparison, so it passed through the clamps: put it back unchanged.
-    result.replace(with: x, where: x .!= x)
-    return result
+    let scaled = y * unsafeBitCast((nBits &+ 127) &<< 23, to: SIMD16<Float>.self)
+    return scaled.replacing(with: 0, where: x .< lowest)
 }
