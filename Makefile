@@ -6,10 +6,14 @@ BUILD_DIR  := .build/release
 LOGITD     := $(BUILD_DIR)/logitd
 CONFIG     := Config/logitd.toml
 ENDPOINT   := tcp://127.0.0.1:5555
+# The decoding kernels are written with Swift SIMD types; compiled for this machine's CPU they use
+# its widest vectors (AVX-512 or AVX2, FMA, F16C). Override with SWIFT_CPU_FLAGS= for a portable build.
+SWIFT_CPU_FLAGS ?= -Xswiftc -target-cpu -Xswiftc native
+SWIFT_BUILD := $(SWIFT) build -c release $(SWIFT_CPU_FLAGS)
 # Run apt-get through sudo when not root (CI and these machines run as root).
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test test-swift test-python demo clean
+.PHONY: all deps build test test-swift test-python demo bench-kernels clean
 
 all: build
 
@@ -27,12 +31,12 @@ deps:
 
 # One release build serves the daemon, the demo and both test suites.
 build: deps
-	$(SWIFT) build -c release --build-tests
+	$(SWIFT_BUILD) --build-tests
 
 test: build test-swift test-python
 
 test-swift:
-	LOGITD_BIN=$(CURDIR)/$(LOGITD) $(SWIFT) test -c release --skip-build
+	LOGITD_BIN=$(CURDIR)/$(LOGITD) $(SWIFT) test -c release $(SWIFT_CPU_FLAGS) --skip-build
 
 test-python:
 	LOGITD_BIN=$(CURDIR)/$(LOGITD) $(PYTHON) -m pytest -q Clients/python/tests
@@ -43,6 +47,10 @@ demo: build
 	$(PYTHON) Demos/hello_logitd.py --endpoint $(ENDPOINT); status=$$?; \
 	kill -TERM $$daemon; wait $$daemon; \
 	exit $$status
+
+# Kernel timings, each beside a plain pass over the same row in the same run (see README).
+bench-kernels: build
+	$(BUILD_DIR)/logitd-bench kernels
 
 clean:
 	rm -rf .build

@@ -212,12 +212,13 @@ public struct BeamSearch: Sendable {
 
     /// The best `keep` continuations of one beam: processed log-probabilities plus the beam's score.
     private func continuations(of index: Int, row: LogitRow, keep: Int, pipeline: LogitsPipeline, workspace: Workspace) throws(LogitRowError) -> [Continuation] {
-        let maximum = try row.validatedMaximum()
-        let logNormaliser = maximum.value + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum.value)))
+        let summary = try row.validatedSummary(workspace, slot: .inputBlocks)
+        let maximum = summary.maximum.value
+        let logNormaliser = maximum + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum)))
         let beam = beams[index]
         let candidates: [Candidate]
         if pipeline.isIdentity(sampling: false) {
-            candidates = row.apply(TopKCollect(k: min(keep, row.count), scale: 1)).map {
+            candidates = row.collectTopK(min(keep, row.count), summary: summary, scale: 1, workspace: workspace).map {
                 Candidate(token: Int($0.token), logit: $0.logit - logNormaliser)
             }
         } else {
@@ -226,7 +227,9 @@ public struct BeamSearch: Sendable {
             let logProbabilities = LogitRow(bytes: UnsafeRawBufferPointer(values), dtype: .float32)
             let set = try pipeline.candidates(for: logProbabilities, history: TokenHistory(prompt: prompt, generated: beam.tokens), sampling: false, workspace: workspace)
             switch set {
-            case .dense(let processed, _): candidates = processed.apply(TopKCollect(k: min(keep, processed.count), scale: 1))
+            case .dense(let processed, _):
+                let processedSummary = try processed.validatedSummary(workspace, slot: .pipelineBlocks)
+                candidates = processed.collectTopK(min(keep, processed.count), summary: processedSummary, scale: 1, workspace: workspace)
             case .sparse(let list): candidates = Warpers.topK(list, k: min(keep, list.count))
             }
         }

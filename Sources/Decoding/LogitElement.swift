@@ -27,7 +27,12 @@ extension Float16: LogitElement {
 
     @inlinable @inline(__always)
     public static func vector(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
-        SIMD16<Float>(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD16<Float16>.self))
+        let halves = base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD16<Float16>.self)
+        // A plain lane loop (one vcvtph2ps with F16C): the stdlib's generic SIMD conversion can stay
+        // an out-of-line call per vector, as for bfloat16 below.
+        var values = SIMD16<Float>()
+        for lane in 0..<16 { values[lane] = Float(halves[lane]) }
+        return values
     }
 
     @inlinable @inline(__always)

@@ -28,9 +28,8 @@ public struct LogitsPipeline: Sendable {
     /// (greedy and beam search use the edits alone, as Hugging Face does). The result may point
     /// into `workspace`: use it before the workspace's next use.
     public func candidates(for row: LogitRow, history: TokenHistory, sampling: Bool, workspace: Workspace) throws(LogitRowError) -> CandidateSet {
-        let maximum = try row.validatedMaximum()
+        var summary = try row.validatedSummary(workspace, slot: .pipelineBlocks)
         var set = CandidateSet.dense(row, scale: 1)
-        var rowMaximum = maximum.value
         for stage in sampling ? stages : edits {
             switch (stage.isWarper, set) {
             case (false, .dense(let dense, let scale)):
@@ -39,30 +38,30 @@ public struct LogitsPipeline: Sendable {
                 var target = DenseEdits(values: values)
                 settings.applyEdit(stage, to: &target, history: history)
                 let edited = LogitRow(bytes: UnsafeRawBufferPointer(values), dtype: .float32)
-                guard let newMaximum = try? edited.validatedMaximum() else { throw .noCandidates }
-                rowMaximum = newMaximum.value
+                guard let editedSummary = try? edited.validatedSummary(workspace, slot: .pipelineBlocks) else { throw .noCandidates }
+                summary = editedSummary
                 set = .dense(edited, scale: 1)
             case (false, .sparse(let candidates)):
                 var target = SparseEdits(candidates: candidates)
                 settings.applyEdit(stage, to: &target, history: history)
                 set = .sparse(target.candidates)
             case (true, _):
-                set = warp(set, stage, maximum: rowMaximum)
+                set = warp(set, stage, summary: summary, workspace: workspace)
             }
             if case .sparse(let candidates) = set, candidates.isEmpty { throw .noCandidates }
         }
         return set
     }
 
-    private func warp(_ set: CandidateSet, _ stage: ProcessorKind, maximum: Float) -> CandidateSet {
+    private func warp(_ set: CandidateSet, _ stage: ProcessorKind, summary: RowSummary, workspace: Workspace) -> CandidateSet {
         let minKeep = settings.minTokensToKeep
         switch set {
         case .dense(let row, let scale):
             switch stage {
             case .temperature: return .dense(row, scale: scale / settings.temperature)
-            case .topK: return .sparse(Warpers.topK(row, scale: scale, k: max(settings.topK, minKeep)))
-            case .topP: return .sparse(Warpers.topP(row, scale: scale, maximum: maximum, p: settings.topP, minKeep: minKeep))
-            case .minP: return .sparse(Warpers.minP(row, scale: scale, maximum: maximum, minP: settings.minP, minKeep: minKeep))
+            case .topK: return .sparse(Warpers.topK(row, summary: summary, scale: scale, k: max(settings.topK, minKeep), workspace: workspace))
+            case .topP: return .sparse(Warpers.topP(row, summary: summary, scale: scale, p: settings.topP, minKeep: minKeep, workspace: workspace))
+            case .minP: return .sparse(Warpers.minP(row, summary: summary, scale: scale, minP: settings.minP, minKeep: minKeep, workspace: workspace))
             case .typicalP: return .sparse(Warpers.typical(set.materialized(), mass: settings.typicalP, minKeep: minKeep))
             default: preconditionFailure("\(stage) is not a warper")
             }

@@ -25,6 +25,12 @@ public struct RowMaximum: Equatable, Sendable {
     public let index: Int
 }
 
+/// What one scan of a row learns: its maximum, and the maximum of each block of 128 elements.
+struct RowSummary {
+    let maximum: RowMaximum
+    let blockMaxima: UnsafeBufferPointer<Float>
+}
+
 /// A kernel over one row, written once and specialised for each element type.
 protocol RowKernel {
     associatedtype Result
@@ -43,8 +49,19 @@ extension LogitRow {
     /// The maximum and its lowest index, after checking that the row can be decoded at all:
     /// not empty, no NaN, no +inf, not entirely -inf. -inf entries are masks and are allowed.
     public func validatedMaximum() throws(LogitRowError) -> RowMaximum {
+        try validatedScan(MaximumScan())
+    }
+
+    /// The validated maximum and the maximum of every block of 128 elements, kept in `workspace`.
+    func validatedSummary(_ workspace: Workspace, slot: Workspace.Slot) throws(LogitRowError) -> RowSummary {
+        let blocks = workspace.scratch(count: (count + rowBlockSize - 1) / rowBlockSize, slot: slot)
+        let maximum = try validatedScan(MaximumScan(blockMaxima: blocks))
+        return RowSummary(maximum: maximum, blockMaxima: UnsafeBufferPointer(blocks))
+    }
+
+    private func validatedScan(_ kernel: MaximumScan) throws(LogitRowError) -> RowMaximum {
         guard count > 0 else { throw .empty }
-        let scan = apply(MaximumScan())
+        let scan = apply(kernel)
         if scan.sawInvalid {
             for index in 0..<count {
                 let value = self[index]
@@ -62,12 +79,19 @@ extension LogitRow {
     }
 }
 
-/// One pass: per-lane maxima with the first index reaching them, and whether any lane saw NaN or +inf.
+/// Elements per block in `RowSummary.blockMaxima`.
+let rowBlockSize = 128
+
+/// One pass: per-lane maxima with the first index reaching them, whether any lane saw NaN or +inf,
+/// and optionally the maximum of every block of 128 elements (for the selection kernels, which
+/// then only look inside blocks that can hold a survivor).
 struct MaximumScan: RowKernel {
     struct Result {
         var maximum: RowMaximum
         var sawInvalid: Bool
     }
+
+    var blockMaxima: UnsafeMutableBufferPointer<Float>?
 
     @inline(__always)
     func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Result {
@@ -77,15 +101,25 @@ struct MaximumScan: RowKernel {
         var invalid = SIMDMask<SIMD16<Int32>>(repeating: false)
         let vectorEnd = count & ~15
         var index = 0
+        var block = 0
         while index < vectorEnd {
-            let values = Element.vector(base, index)
-            // NaN compares unequal to itself; +inf is the only value equal to +inf.
-            invalid .|= (values .!= values) .| (values .== .infinity)
-            let better = values .> best
-            best.replace(with: values, where: better)
-            bestIndex.replace(with: lane, where: better)
-            lane &+= 16
-            index &+= 16
+            let blockEnd = min(vectorEnd, index &+ rowBlockSize)
+            var blockBest = SIMD16<Float>(repeating: -.infinity)
+            while index < blockEnd {
+                let values = Element.vector(base, index)
+                // NaN compares unequal to itself; +inf is the only value equal to +inf.
+                invalid .|= (values .!= values) .| (values .== .infinity)
+                let better = values .> best
+                best.replace(with: values, where: better)
+                bestIndex.replace(with: lane, where: better)
+                blockBest.replace(with: values, where: values .> blockBest)
+                lane &+= 16
+                index &+= 16
+            }
+            if let blockMaxima {
+                blockMaxima[block] = blockBest.max()
+                block &+= 1
+            }
         }
         var value = best.max()
         var position = Int.max
@@ -93,10 +127,16 @@ struct MaximumScan: RowKernel {
             position = min(position, Int(bestIndex[l]))
         }
         var sawInvalid = any(invalid)
+        if let blockMaxima, index < count {
+            // The scalar tail belongs to the last (partial) block, which may have no vector part.
+            let tailBlock = index / rowBlockSize
+            if tailBlock == block { blockMaxima[tailBlock] = -.infinity }
+        }
         while index < count {
             let x = Element.scalar(base, index)
             if x.isNaN || x == .infinity { sawInvalid = true }
             if x > value { value = x; position = index }
+            if let blockMaxima, x > blockMaxima[index / rowBlockSize] { blockMaxima[index / rowBlockSize] = x }
             index &+= 1
         }
         if position == Int.max { position = 0 }

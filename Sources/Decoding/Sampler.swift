@@ -14,7 +14,7 @@ public enum Sampler {
         case .sparse(let candidates):
             var best = candidates[0]
             for candidate in candidates.dropFirst() where Candidate.ranksBefore(candidate, best) { best = candidate }
-            let total = candidates.reduce(0.0) { $0 + Double.exp(Double($1.logit - best.logit)) }
+            let total = Warpers.exponentialWeights(candidates, shift: best.logit).reduce(0.0) { $0 + Double($1) }
             return TokenChoice(token: Int(best.token), logprob: Float(-Double.log(total)))
         }
     }
@@ -31,13 +31,13 @@ public enum Sampler {
             return TokenChoice(token: token, logprob: Float(logprob))
         case .sparse(let candidates):
             let top = candidates.map(\.logit).max()!
-            let weights = candidates.map { Double.exp(Double($0.logit - top)) }
-            let total = weights.reduce(0, +)
+            let weights = Warpers.exponentialWeights(candidates, shift: top)
+            let total = weights.reduce(0.0) { $0 + Double($1) }
             let target = u * total
             var cumulative = 0.0
             var chosen = candidates.count - 1
             for (index, weight) in weights.enumerated() {
-                cumulative += weight
+                cumulative += Double(weight)
                 if cumulative > target { chosen = index; break }
             }
             let logprob = Double(candidates[chosen].logit - top) - Double.log(total)

@@ -22,89 +22,52 @@ func kthLargest(_ values: inout [Float], _ k: Int) -> Float {
     return values[target]
 }
 
-/// Collects every element ≥ the k-th largest (ties with it included, as Hugging Face's top-k keeps
-/// them), in one pass: a running threshold rises as the buffer fills, so after the first few
-/// thousand elements almost nothing passes the vector compare.
-struct TopKCollect: RowKernel {
-    let k: Int
-    let scale: Float
+extension LogitRow {
+    /// Every element ≥ `threshold` (raw units), in token order, logits multiplied by `scale`. Only
+    /// blocks whose maximum reaches the threshold are read.
+    func collect(atLeast threshold: Float, summary: RowSummary, scale: Float, workspace: Workspace) -> [Candidate] {
+        let output = workspace.candidateScratch(count: count)
+        let written = apply(BlockCollect(threshold: threshold, blockMaxima: summary.blockMaxima, scale: scale, output: output))
+        return Array(output[0..<written])
+    }
 
-    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> [Candidate] {
-        let capacity = max(4 * k, 256)
-        var tokens: [Int32] = []
-        var logits: [Float] = []
-        tokens.reserveCapacity(capacity + 16)
-        logits.reserveCapacity(capacity + 16)
-        var threshold = -Float.infinity
-        var scratch: [Float] = []
-
-        func tighten() {
-            scratch.removeAll(keepingCapacity: true)
-            scratch.append(contentsOf: logits)
-            threshold = kthLargest(&scratch, k)
-            var kept = 0
-            for index in 0..<logits.count where logits[index] >= threshold {
-                logits[kept] = logits[index]
-                tokens[kept] = tokens[index]
-                kept += 1
-            }
-            logits.removeLast(logits.count - kept)
-            tokens.removeLast(tokens.count - kept)
-        }
-
-        let vectorEnd = count & ~15
-        var index = 0
-        while index < vectorEnd {
-            let values = Element.vector(base, index)
-            let passing = values .>= SIMD16(repeating: threshold)
-            if any(passing) {
-                for lane in 0..<16 where passing[lane] && values[lane] > -.infinity {
-                    tokens.append(Int32(index + lane))
-                    logits.append(values[lane])
-                }
-                if logits.count >= capacity { tighten() }
-            }
-            index &+= 16
-        }
-        while index < count {
-            let value = Element.scalar(base, index)
-            if value >= threshold && value > -.infinity {
-                tokens.append(Int32(index))
-                logits.append(value)
-            }
-            index &+= 1
-        }
-        if logits.count > k { tighten() }
-        return zip(tokens, logits).map { Candidate(token: Int($0), logit: $1 * scale) }
+    /// Every element ≥ the k-th largest (ties with it included, as Hugging Face's top-k keeps them),
+    /// in token order. The k-th largest block maximum is a lower bound for the k-th largest element
+    /// (k blocks each hold an element at least that large), so at most about k blocks are read.
+    func collectTopK(_ k: Int, summary: RowSummary, scale: Float, workspace: Workspace) -> [Candidate] {
+        var maxima = Array(summary.blockMaxima)
+        let bound = maxima.count > k ? kthLargest(&maxima, k) : -Float.infinity
+        let head = collect(atLeast: bound, summary: summary, scale: 1, workspace: workspace)
+        guard head.count > k else { return head.map { Candidate(token: Int($0.token), logit: $0.logit * scale) } }
+        var logits = head.map(\.logit)
+        let threshold = kthLargest(&logits, k)
+        return head.compactMap { $0.logit >= threshold ? Candidate(token: Int($0.token), logit: $0.logit * scale) : nil }
     }
 }
 
-/// Collects every element ≥ `threshold` (raw units), in token order, logits scaled.
-struct ThresholdCollect: RowKernel {
+/// The elements ≥ `threshold` of the blocks whose maximum reaches it, written to `output` (room
+/// for the whole row); returns how many.
+struct BlockCollect: RowKernel {
     let threshold: Float
+    let blockMaxima: UnsafeBufferPointer<Float>
     let scale: Float
+    let output: UnsafeMutableBufferPointer<Candidate>
 
-    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> [Candidate] {
-        var candidates: [Candidate] = []
-        let limit = SIMD16<Float>(repeating: threshold)
-        let vectorEnd = count & ~15
-        var index = 0
-        while index < vectorEnd {
-            let values = Element.vector(base, index)
-            let passing = values .>= limit
-            if any(passing) {
-                for lane in 0..<16 where passing[lane] && values[lane] > -.infinity {
-                    candidates.append(Candidate(token: index + lane, logit: values[lane] * scale))
-                }
+    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Int {
+        var written = 0
+        for (block, blockMaximum) in blockMaxima.enumerated() where blockMaximum >= threshold && blockMaximum > -.infinity {
+            var index = block * rowBlockSize
+            let end = Swift.min(count, index + rowBlockSize)
+            // Branch-free store: every element is written at `written`, which only advances past
+            // those that pass, so the loop has no unpredictable branch.
+            while index < end {
+                let value = Element.scalar(base, index)
+                output[written] = Candidate(token: index, logit: value * scale)
+                written &+= (value >= threshold && value > -.infinity) ? 1 : 0
+                index &+= 1
             }
-            index &+= 16
         }
-        while index < count {
-            let value = Element.scalar(base, index)
-            if value >= threshold && value > -.infinity { candidates.append(Candidate(token: index, logit: value * scale)) }
-            index &+= 1
-        }
-        return candidates
+        return written
     }
 }
 

@@ -21,21 +21,29 @@ enum Warpers {
     /// HF TopPLogitsWarper: in rank order, keep a token while the probability mass ranked strictly
     /// before it is below p (so the token that reaches p is kept), and at least `minKeep` tokens.
     /// `totalMass`, relative to `maxLogit`, covers tokens outside the list when the list is only
-    /// the head of a larger row.
+    /// the head of a larger row. No sort: the cut is found by partitioning (see `MassSelection`).
     static func topP(_ candidates: [Candidate], p: Float, minKeep: Int, maxLogit: Float? = nil, totalMass: Double? = nil) -> [Candidate] {
         guard !candidates.isEmpty else { return candidates }
         let top = maxLogit ?? candidates.map(\.logit).max()!
-        let weights = candidates.map { Double.exp(Double($0.logit - top)) }
-        let total = totalMass ?? weights.reduce(0, +)
-        let limit = Double(p) * total
-        var before = 0.0
-        var keep = Set<Int>()
-        for (rank, position) in rankOrder(candidates).enumerated() {
-            guard before < limit || rank < minKeep else { break }
-            keep.insert(position)
-            before += weights[position]
+        let weights = exponentialWeights(candidates, shift: top)
+        let total = totalMass ?? weights.reduce(0.0) { $0 + Double($1) }
+        let cut = MassSelection.cut(candidates, weights: weights, limit: Double(p) * total, minKeep: minKeep)
+        return candidates.filter { cut.keeps($0) }
+    }
+
+    /// exp(logit − shift) for each candidate, sixteen at a time.
+    static func exponentialWeights(_ candidates: [Candidate], shift: Float) -> [Float] {
+        var weights = [Float](repeating: 0, count: candidates.count)
+        var index = 0
+        while index < candidates.count {
+            var lanes = SIMD16<Float>(repeating: -.infinity)
+            let end = min(candidates.count, index + 16)
+            for position in index..<end { lanes[position - index] = candidates[position].logit - shift }
+            let exps = exponentialOfNonPositive(lanes)
+            for position in index..<end { weights[position] = exps[position - index] }
+            index = end
         }
-        return candidates.indices.filter(keep.contains).map { candidates[$0] }
+        return weights
     }
 
     /// HF MinPLogitsWarper: drop tokens whose probability is below min_p × the top probability,
@@ -78,22 +86,23 @@ enum Warpers {
 
     // MARK: Dense
 
-    static func topK(_ row: LogitRow, scale: Float, k: Int) -> [Candidate] {
-        row.apply(TopKCollect(k: min(k, row.count), scale: scale))
+    static func topK(_ row: LogitRow, summary: RowSummary, scale: Float, k: Int, workspace: Workspace) -> [Candidate] {
+        row.collectTopK(min(k, row.count), summary: summary, scale: scale, workspace: workspace)
     }
 
     /// min-p without exp per token: p ≥ min_p × p_max ⇔ x ≥ max + ln(min_p) / scale.
-    static func minP(_ row: LogitRow, scale: Float, maximum: Float, minP: Float, minKeep: Int) -> [Candidate] {
-        let threshold = maximum + Float(Double.log(Double(minP))) / scale
-        let survivors = row.apply(ThresholdCollect(threshold: threshold, scale: scale))
-        return survivors.count >= minKeep ? survivors : topK(row, scale: scale, k: minKeep)
+    static func minP(_ row: LogitRow, summary: RowSummary, scale: Float, minP: Float, minKeep: Int, workspace: Workspace) -> [Candidate] {
+        let threshold = summary.maximum.value + Float(Double.log(Double(minP))) / scale
+        let survivors = row.collect(atLeast: threshold, summary: summary, scale: scale, workspace: workspace)
+        return survivors.count >= minKeep ? survivors : topK(row, summary: summary, scale: scale, k: minKeep, workspace: workspace)
     }
 
     /// top-p without sorting the vocabulary: one pass for the normaliser, a strided sample of the
-    /// row to guess a logit below which less than the remaining mass can lie, one pass to collect
-    /// the tokens above that guess (checked: their mass must reach p, else the guess is lowered),
-    /// then the exact rule on the collected head only.
-    static func topP(_ row: LogitRow, scale: Float, maximum: Float, p: Float, minKeep: Int) -> [Candidate] {
+    /// row to guess a logit below which less than the remaining mass lies, the tokens above that
+    /// guess collected from the blocks that can hold them (checked: their mass must reach p, else
+    /// the guess is lowered), then the exact rule on that head by partitioning.
+    static func topP(_ row: LogitRow, summary: RowSummary, scale: Float, p: Float, minKeep: Int, workspace: Workspace) -> [Candidate] {
+        let maximum = summary.maximum.value
         let total = row.sumOfExponentials(shiftedBy: maximum, scale: scale)
         let needed = Double(p) * total
         let stride = max(1, row.count / 2048)
@@ -101,22 +110,85 @@ enum Warpers {
         sample.reserveCapacity(row.count / stride + 1)
         for index in Swift.stride(from: 0, to: row.count, by: stride) { sample.append(row[index]) }
         sample.sort(by: >)
-        // Walk the sample's estimated mass until it covers p plus half of what is left.
-        let aim = needed + (total - needed) / 2
+        // The logit above which the sample holds p plus a quarter of the rest of its own mass. A
+        // strided sample tends to miss the few heaviest tokens; measuring against its own total
+        // then errs on the inclusive side. The guess is checked exactly below.
+        let weights = sample.map { Double.exp(Double(($0 - maximum) * scale)) }
+        let sampleTotal = weights.reduce(0, +)
+        let aim = (Double(p) + (1 - Double(p)) / 4) * sampleTotal
         var estimated = 0.0
         var guess = sample.count - 1
-        for (position, value) in sample.enumerated() {
-            estimated += Double(stride) * Double.exp(Double((value - maximum) * scale))
+        for (position, weight) in weights.enumerated() {
+            estimated += weight
             if estimated >= aim { guess = position; break }
         }
         while true {
             let threshold = guess >= sample.count - 1 ? -Float.infinity : sample[guess]
-            let head = row.apply(ThresholdCollect(threshold: threshold, scale: scale))
-            let headMass = head.reduce(0.0) { $0 + Double.exp(Double($1.logit - maximum * scale)) }
-            if headMass >= needed || threshold == -.infinity {
+            let head = row.collect(atLeast: threshold, summary: summary, scale: scale, workspace: workspace)
+            let headMass = exponentialWeights(head, shift: maximum * scale).reduce(0.0) { $0 + Double($1) }
+            if (headMass >= needed && head.count >= minKeep) || threshold == -.infinity {
                 return topP(head, p: p, minKeep: minKeep, maxLogit: maximum * scale, totalMass: total)
             }
-            guess = min(sample.count - 1, guess * 2 + 16)
+            guess = min(sample.count - 1, guess + max(16, guess / 2))
         }
+    }
+}
+
+/// Where a rank-ordered cut falls, found without sorting: the smallest prefix of the candidates in
+/// rank order (logit descending, token ascending among equals) whose weight reaches `limit` and
+/// which holds at least `minKeep` tokens. Quickselect with a three-way partition on the logit:
+/// expected linear time.
+struct MassSelection {
+    /// Tokens with a logit above `logit` are kept; at `logit`, tokens up to `lastTiedToken`.
+    let logit: Float
+    let lastTiedToken: Int32
+
+    func keeps(_ candidate: Candidate) -> Bool {
+        candidate.logit > logit || (candidate.logit == logit && candidate.token <= lastTiedToken)
+    }
+
+    static func cut(_ candidates: [Candidate], weights: [Float], limit: Double, minKeep: Int) -> MassSelection {
+        var items = Array(zip(candidates, weights))
+        var low = 0, high = items.count  // the unresolved range, in rank order between the parts
+        var countBefore = 0
+        var massBefore = 0.0
+        func satisfied(_ count: Int, _ mass: Double) -> Bool { mass >= limit && count >= minKeep }
+        while low < high {
+            let pivot = items[low + (high - low) / 2].0.logit
+            // Three-way partition of items[low..<high]: above, equal, below the pivot.
+            var above = low, scan = low, below = high
+            while scan < below {
+                let value = items[scan].0.logit
+                if value > pivot {
+                    items.swapAt(above, scan)
+                    above += 1
+                    scan += 1
+                } else if value < pivot {
+                    below -= 1
+                    items.swapAt(scan, below)
+                } else {
+                    scan += 1
+                }
+            }
+            var aboveMass = 0.0
+            for index in low..<above { aboveMass += Double(items[index].1) }
+            let aboveCount = above - low
+            if aboveCount > 0 && satisfied(countBefore + aboveCount, massBefore + aboveMass) {
+                high = above
+                continue
+            }
+            // The cut is among the tied values or below them.
+            countBefore += aboveCount
+            massBefore += aboveMass
+            let tied = items[above..<below].sorted { $0.0.token < $1.0.token }
+            for item in tied {
+                countBefore += 1
+                massBefore += Double(item.1)
+                if satisfied(countBefore, massBefore) { return MassSelection(logit: pivot, lastTiedToken: item.0.token) }
+            }
+            low = below
+        }
+        // Never satisfied (p = 1 within rounding, or fewer than minKeep tokens): keep everything.
+        return MassSelection(logit: -.infinity, lastTiedToken: .max)
     }
 }
