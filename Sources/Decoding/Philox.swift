@@ -7,6 +7,12 @@ public struct Philox: Sendable, Equatable {
 
     public init(seed: UInt64) { self.seed = seed }
 
+    /// A fresh seed for a request that gave none; report it back so the run can be repeated.
+    public static func drawSeed() -> UInt64 {
+        var system = SystemRandomNumberGenerator()
+        return system.next()
+    }
+
     /// Four 32-bit words for one counter value: counter (step low, step high, sequence, draw),
     /// key (seed low, seed high).
     public func block(sequence: UInt32, step: UInt64, draw: UInt32) -> (UInt32, UInt32, UInt32, UInt32) {
