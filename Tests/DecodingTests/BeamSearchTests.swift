@@ -317,3 +317,26 @@ struct BeamSearchTests {
         #expect(finished == .finished)
     }
 }
+
+@Suite("Stop conditions")
+struct StopConditionTests {
+    /// (generated tokens, expected reason) with EOS {2, 9}, stop sequences [4, 5] and [7], max 6.
+    static let cases: [([Int], FinishReason?)] = [
+        ([1], nil),
+        ([1, 2], .eos),
+        ([9], .eos),
+        ([4, 5], .stopSequence),
+        ([1, 4], nil),
+        ([5, 4], nil),
+        ([3, 7], .stopSequence),
+        ([1, 1, 1, 1, 1, 1], .maxTokens),
+        ([1, 1, 1, 1, 4, 5], .stopSequence),
+        ([1, 1, 1, 1, 1, 2], .eos),
+    ]
+
+    @Test("EOS first, then stop sequences, then the token budget", arguments: cases)
+    func reason(generated: [Int], expected: FinishReason?) {
+        let stop = StopConditions(eosTokens: [2, 9], stopSequences: [[4, 5], [7]], maxNewTokens: 6)
+        #expect(stop.finishReason(generated) == expected)
+    }
+}
