@@ -46,6 +46,30 @@ public enum Sampler {
     }
 }
 
+extension Sampler {
+    /// The `n` most likely candidates with their log-probabilities under the same distribution
+    /// (rank order: logit descending, token ascending among equals).
+    public static func alternatives(_ n: Int, of set: CandidateSet, workspace: Workspace) -> [TokenChoice] {
+        guard n > 0 else { return [] }
+        switch set {
+        case .dense(let row, let scale):
+            guard let summary = try? row.validatedSummary(workspace, slot: .inputBlocks) else { return [] }
+            let maximum = summary.maximum.value
+            let logTotal = Double.log(row.sumOfExponentials(shiftedBy: maximum, scale: scale))
+            let top = row.collectTopK(min(n, row.count), summary: summary, scale: scale, workspace: workspace)
+            return top.sorted(by: Candidate.ranksBefore).prefix(n).map {
+                TokenChoice(token: Int($0.token), logprob: Float(Double($0.logit - maximum * scale) - logTotal))
+            }
+        case .sparse(let candidates):
+            let top = candidates.map(\.logit).max()!
+            let logTotal = Double.log(Warpers.exponentialWeights(candidates, shift: top).reduce(0.0) { $0 + Double($1) })
+            return candidates.sorted(by: Candidate.ranksBefore).prefix(n).map {
+                TokenChoice(token: Int($0.token), logprob: Float(Double($0.logit - top) - logTotal))
+            }
+        }
+    }
+}
+
 /// The whole per-row decision for greedy or sampling: the chain, then argmax or a seeded draw.
 public struct TokenSelector: Sendable {
     public let pipeline: LogitsPipeline
@@ -59,9 +83,13 @@ public struct TokenSelector: Sendable {
 
     /// Chooses the next token of sequence `sequence` at generation step `step`.
     public func choose(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, workspace: Workspace) throws(LogitRowError) -> TokenChoice {
-        let sampling = generator != nil
-        let set = try pipeline.candidates(for: row, history: history, sampling: sampling, workspace: workspace)
-        guard let generator else { return Sampler.greedy(set) }
-        return Sampler.sample(set, uniform: generator.uniform(sequence: sequence, step: step))
+        try choose(from: row, history: history, sequence: sequence, step: step, alternatives: 0, workspace: workspace).choice
+    }
+
+    /// The same, with the `alternatives` most likely tokens of the distribution it chose from.
+    public func choose(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, alternatives: Int, workspace: Workspace) throws(LogitRowError) -> (choice: TokenChoice, alternatives: [TokenChoice]) {
+        let set = try pipeline.candidates(for: row, history: history, sampling: generator != nil, workspace: workspace)
+        let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
+        return (choice, Sampler.alternatives(alternatives, of: set, workspace: workspace))
     }
 }

@@ -4,9 +4,11 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// How rows are turned into tokens.
+/// How rows are turned into tokens. One-shot DECODE knows greedy only; sessions know all three.
 public enum Strategy: String, Sendable, CaseIterable, Codable {
     case greedy
+    case sample
+    case beam
 }
 
 /// The parameters frame of a DECODE request: a UTF-8 JSON object, or an empty frame for all defaults.
@@ -26,42 +28,19 @@ public struct DecodeParameters: Equatable, Sendable, Codable {
 
     public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> DecodeParameters {
         guard !frame.isEmpty else { return DecodeParameters() }
-        let object: [String: JSONScalar]
-        do {
-            object = try JSONDecoder().decode([String: JSONScalar].self, from: Data(frame))
-        } catch {
-            throw ProtocolError(.badParameters, "the parameters frame is not a JSON object of plain values")
-        }
-        if let unknown = object.keys.sorted().first(where: { !knownKeys.contains($0) }) {
-            throw ProtocolError(.badParameters, "unknown parameter \"\(unknown)\"; known: \(knownKeys.sorted().joined(separator: ", "))")
-        }
+        let reader = ParameterReader(object: try JSONValue.object(from: frame, what: "the parameters frame"))
+        try reader.refuseUnknownKeys(known: knownKeys)
         var parameters = DecodeParameters()
-        if let value = object["strategy"] {
-            guard case .string(let name) = value else {
-                throw ProtocolError(.badParameters, "parameter \"strategy\" must be a string")
-            }
+        if let name = try reader.string("strategy") {
             guard let strategy = Strategy(rawValue: name) else {
                 let known = Strategy.allCases.map(\.rawValue).joined(separator: ", ")
                 throw ProtocolError(.unknownStrategy, "unknown strategy \"\(name)\"; known: \(known)")
             }
+            guard strategy == .greedy else {
+                throw ProtocolError(.unknownStrategy, "DECODE decodes greedily; strategy \"\(name)\" needs a session (OPEN)")
+            }
             parameters.strategy = strategy
         }
         return parameters
-    }
-}
-
-/// A JSON value that is not an object or array: what a parameter may be.
-enum JSONScalar: Decodable, Equatable {
-    case string(String)
-    case number(Double)
-    case bool(Bool)
-    case null
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else { self = .string(try container.decode(String.self)) }
     }
 }

@@ -38,13 +38,24 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let internalError = ErrorCode(rawValue: 16)
     /// The processors (bans, allowed tokens, n-gram rule, …) excluded every token of a row.
     public static let noCandidates = ErrorCode(rawValue: 17)
+    /// No session has this id (it never existed here).
+    public static let unknownSession = ErrorCode(rawValue: 18)
+    /// The session was closed, or finished; it takes no more steps.
+    public static let sessionClosed = ErrorCode(rawValue: 19)
+    /// The session was idle longer than the daemon's session TTL and was dropped.
+    public static let sessionExpired = ErrorCode(rawValue: 20)
+    /// The step index is not the session's next one, or the rows do not match its live sequences.
+    public static let wrongStep = ErrorCode(rawValue: 21)
+    /// The daemon holds its maximum number of sessions.
+    public static let tooManySessions = ErrorCode(rawValue: 22)
 
     private static let names: [UInt32: String] = [
         1: "MALFORMED_HEADER", 2: "BAD_MAGIC", 3: "UNSUPPORTED_VERSION", 4: "UNKNOWN_TYPE",
         5: "UNKNOWN_FLAGS", 6: "BAD_FRAME_COUNT", 7: "BAD_DESCRIPTOR", 8: "BAD_SHAPE",
         9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
         13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
-        17: "NO_CANDIDATES",
+        17: "NO_CANDIDATES", 18: "UNKNOWN_SESSION", 19: "SESSION_CLOSED", 20: "SESSION_EXPIRED",
+        21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS",
     ]
 
     public var name: String { Self.names[rawValue] ?? "UNKNOWN_ERROR_\(rawValue)" }

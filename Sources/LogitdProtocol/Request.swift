@@ -21,6 +21,12 @@ public enum Request: @unchecked Sendable {
     case ping(payload: UnsafeRawBufferPointer?)
     /// DECODE: header, rows descriptor, parameters (JSON, may be empty), logits.
     case decode(DecodeRequest)
+    /// OPEN: header, parameters (JSON).
+    case open(SessionParameters)
+    /// STEP: header, step descriptor, logits.
+    case step(StepRequest)
+    /// CLOSE: header, 8-byte session id.
+    case close(session: UInt64)
 
     /// Parses the frames of one request (without any routing envelope). Throws the ERROR to send back;
     /// `header` is set whenever the header itself was valid, for the reply's request id.
@@ -53,7 +59,23 @@ public enum Request: @unchecked Sendable {
                 throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[3].count) bytes; \(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype)) is \(descriptor.payloadBytes)")
             }
             return (header, .decode(DecodeRequest(descriptor: descriptor, parameters: parameters, logits: frames[3])))
-        case .welcome, .pong, .tokens, .error:
+        case .open:
+            try expectFrames(2...2, "2 frames (header, parameters)")
+            return (header, .open(try SessionParameters.parse(frames[1], limits: limits)))
+        case .step:
+            try expectFrames(3...3, "3 frames (header, step descriptor, logits)")
+            let descriptor = try StepDescriptor.parse(frames[1], limits: limits)
+            guard frames[2].count == descriptor.payloadBytes else {
+                throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[2].count) bytes; \(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype)) is \(descriptor.payloadBytes)")
+            }
+            return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2])))
+        case .close:
+            try expectFrames(2...2, "2 frames (header, session id)")
+            guard frames[1].count == 8 else {
+                throw ProtocolError(.badDescriptor, "CLOSE's session frame has \(frames[1].count) bytes; it must have 8")
+            }
+            return (header, .close(session: frames[1].littleEndian(at: 0, as: UInt64.self)))
+        case .welcome, .pong, .tokens, .opened, .stepTokens, .done, .closed, .error:
             throw ProtocolError(.unknownType, "\(header.type) is a reply type, not a request")
         }
     }

@@ -5,6 +5,10 @@ import ZeroMQ
 /// The load-balancing broker of the zguide: clients' requests arrive on a ROUTER frontend and go to
 /// the least recently ready worker over an inproc ROUTER backend; each reply goes back to exactly the
 /// client that sent the request. The broker only moves frames (zero-copy); workers do the decoding.
+///
+/// Session requests (STEP, CLOSE) are kept in order per session: while one of a session's requests
+/// is with a worker, later ones wait in that session's queue in the broker, so step k + 1 is never
+/// decoded before step k, while other sessions go on being served by every worker.
 final class Broker {
     enum State: Equatable {
         case running
@@ -28,12 +32,21 @@ final class Broker {
     private var readyWorkers: [[UInt8]] = []
     private var busyWorkers: Set<[UInt8]> = []
     private var state = State.running
+    private let sessions: SessionStore
+    /// The session whose request each busy worker holds, if any.
+    private var workerSession: [[UInt8]: UInt64] = [:]
+    /// Requests of a session that wait for its request in flight; at most `maxQueuedPerSession`.
+    private var waiting: [UInt64: [[Message]]] = [:]
+    private var sessionsInFlight: Set<UInt64> = []
+    static let maxQueuedPerSession = 1024
+    private var lastSweep = ContinuousClock.now
 
     /// The endpoints actually bound, wildcard ports resolved.
     let boundEndpoints: [String]
 
-    init(context: Context, config: DaemonConfig, logger: Logger) throws(ZMQError) {
+    init(context: Context, config: DaemonConfig, sessions: SessionStore, logger: Logger) throws(ZMQError) {
         self.config = config
+        self.sessions = sessions
         self.logger = logger
         frontend = try context.socket(.router)
         try frontend.setSendHighWaterMark(config.sendHighWaterMark)
@@ -64,7 +77,12 @@ final class Broker {
         let backendIndex = poller.register(backend)
         let controlIndex = poller.register(control)
         while true {
-            var timeout: Duration?
+            // Expired sessions are swept once a second, so their memory goes even when no client comes.
+            var timeout: Duration? = .seconds(1)
+            if ContinuousClock.now - lastSweep >= .seconds(1) {
+                sessions.sweep()
+                lastSweep = .now
+            }
             if case .draining(let deadline, var lastArrival) = state {
                 let now = ContinuousClock.now
                 if refuseArrivedRequests() { lastArrival = now }
@@ -80,6 +98,7 @@ final class Broker {
             // Running: take requests only when a worker can have one (ZeroMQ queues the rest, and its
             // high-water mark pushes back on clients). Draining: take everything, to refuse it.
             let readFrontend = state == .running ? !readyWorkers.isEmpty : true
+            if state != .running { refuseWaitingRequests() }
             poller.setEvents(readFrontend ? .readable : [], at: frontendIndex)
             try poller.poll(timeout: timeout)
             if poller.events(at: backendIndex).contains(.readable) {
@@ -109,7 +128,8 @@ final class Broker {
         control.close()
     }
 
-    /// A worker answered: pass its reply to the client and mark the worker ready again.
+    /// A worker answered: pass its reply to the client and mark the worker ready again; if the
+    /// request was a session's, hand that session's next waiting request to a worker.
     /// Backend messages are [worker id, READY] or [worker id, client envelope…, reply frames…].
     private func forwardReply() throws(ZMQError) {
         var frames = try backend.receiveMultipart()
@@ -118,15 +138,73 @@ final class Broker {
         if frames.count == 1 && frames[0].bytes == Worker.ready { return }
         busyWorkers.remove(worker)
         try frontend.send(multipart: frames)
+        guard let session = workerSession.removeValue(forKey: worker) else { return }
+        if var queue = waiting[session], !queue.isEmpty, state == .running {
+            let next = queue.removeFirst()
+            waiting[session] = queue.isEmpty ? nil : queue
+            try send(next, session: session)
+        } else {
+            sessionsInFlight.remove(session)
+        }
     }
 
-    /// A client sent a request: hand it, envelope and all, to the least recently ready worker.
+    /// A client sent a request: hand it, envelope and all, to the least recently ready worker, or
+    /// queue it behind its session's request in flight.
     private func dispatchRequest() throws(ZMQError) {
         let frames = try frontend.receiveMultipart()
+        guard let session = Self.sessionOrdered(frames) else {
+            return try send(frames, session: nil)
+        }
+        guard sessionsInFlight.contains(session) else {
+            sessionsInFlight.insert(session)
+            return try send(frames, session: session)
+        }
+        if waiting[session, default: []].count >= Self.maxQueuedPerSession {
+            refuse(frames, ProtocolError(.wrongStep, "more than \(Self.maxQueuedPerSession) requests of session \(session) are waiting"))
+        } else {
+            waiting[session, default: []].append(frames)
+        }
+    }
+
+    private func send(_ frames: [Message], session: UInt64?) throws(ZMQError) {
         let worker = readyWorkers.removeFirst()
         busyWorkers.insert(worker)
+        if let session { workerSession[worker] = session }
         try backend.send(worker, flags: .more)
         try backend.send(multipart: frames)
+    }
+
+    /// The session a STEP or CLOSE belongs to: the first 8 bytes of the frame after the header.
+    /// Anything malformed is left to the worker, which answers it with an ERROR.
+    static func sessionOrdered(_ frames: [Message]) -> UInt64? {
+        let envelope = Worker.envelopeLength(frames)
+        guard frames.count > envelope + 1 else { return nil }
+        let type = frames[envelope].withUnsafeBytes { bytes -> UInt8? in
+            bytes.count == Header.size && bytes.prefix(4).elementsEqual(Header.magic) ? bytes[5] : nil
+        }
+        guard type == MessageType.step.rawValue || type == MessageType.close.rawValue else { return nil }
+        return frames[envelope + 1].withUnsafeBytes(StepDescriptor.sessionID)
+    }
+
+    /// Answers a request with an ERROR without passing it to a worker.
+    private func refuse(_ frames: [Message], _ error: ProtocolError) {
+        let envelope = Worker.envelopeLength(frames)
+        let requestID = frames.count > envelope ? frames[envelope].withUnsafeBytes(Header.bestEffortRequestID) : 0
+        let reply = RequestHandler.errorReply(error, requestID: requestID)
+        do {
+            for frame in frames[..<envelope] { try frontend.send(frame, flags: .more) }
+            try frontend.send(multipart: reply.frames.map { (bytes) throws(ZMQError) in try Message(bytes) })
+        } catch {
+            logger.warning("could not send an error reply: \(error)")
+        }
+    }
+
+    /// While draining, session requests still waiting behind others get SHUTTING_DOWN.
+    private func refuseWaitingRequests() {
+        for (_, queue) in waiting {
+            for frames in queue { refuse(frames, ProtocolError(.shuttingDown, "the daemon is shutting down")) }
+        }
+        waiting.removeAll()
     }
 
     /// While draining, requests that arrive get SHUTTING_DOWN instead of silence. Returns whether any did.
@@ -134,15 +212,7 @@ final class Broker {
         var refusedAny = false
         while let frames = try? frontend.receiveMultipart(flags: .dontWait) {
             refusedAny = true
-            let envelope = Worker.envelopeLength(frames)
-            let requestID = frames.count > envelope ? frames[envelope].withUnsafeBytes(Header.bestEffortRequestID) : 0
-            let reply = RequestHandler.errorReply(ProtocolError(.shuttingDown, "the daemon is shutting down"), requestID: requestID)
-            do {
-                for frame in frames[..<envelope] { try frontend.send(frame, flags: .more) }
-                try frontend.send(multipart: reply.frames.map { (bytes) throws(ZMQError) in try Message(bytes) })
-            } catch {
-                logger.warning("could not refuse a request during shutdown: \(error)")
-            }
+            refuse(frames, ProtocolError(.shuttingDown, "the daemon is shutting down"))
         }
         return refusedAny
     }

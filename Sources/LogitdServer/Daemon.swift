@@ -24,10 +24,10 @@ public final class Daemon: Sendable {
     /// Serves until `requestStop` and the drain that follows. `onReady` gets the bound endpoints once
     /// clients can connect. Throws when an endpoint cannot be bound.
     public func run(onReady: ([String]) -> Void = { _ in }) throws(ZMQError) {
-        let broker = try Broker(context: context, config: config, logger: logger)
         let workerCount = config.resolvedWorkers
         let welcome = Welcome(server: Self.version, workers: workerCount, limits: config.limits)
-        let handler = RequestHandler(welcome: welcome)
+        let handler = RequestHandler(welcome: welcome, sessionTTL: config.sessionTTL, maxSessions: config.maxSessions)
+        let broker = try Broker(context: context, config: config, sessions: handler.sessions, logger: logger)
         let workersDone = DispatchGroup()
         for index in 0..<workerCount {
             let worker = Worker(index: index, context: context, backendEndpoint: Broker.backendEndpoint, handler: handler, logger: logger)

@@ -19,6 +19,10 @@ public struct DaemonConfig: Equatable, Sendable {
     /// Messages queued per client before ZeroMQ pushes back.
     public var sendHighWaterMark: Int = 1000
     public var receiveHighWaterMark: Int = 1000
+    /// Sessions idle longer than this are dropped.
+    public var sessionTTL: Duration = .milliseconds(600_000)
+    /// Most sessions open at once.
+    public var maxSessions: Int = 10_000
 
     public init() {}
 
@@ -71,6 +75,9 @@ extension DaemonConfig {
             case ("limits", "max_rows"): config.limits.maxRows = try reader.integer(value, "limits.max_rows", in: 1...1_048_576)
             case ("limits", "max_message_bytes"):
                 config.limits.maxMessageBytes = try reader.integer(value, "limits.max_message_bytes", in: 1024...(1 << 34))
+            case ("sessions", "ttl_ms"):
+                config.sessionTTL = .milliseconds(try reader.integer(value, "sessions.ttl_ms", in: 1...86_400_000))
+            case ("sessions", "max_sessions"): config.maxSessions = try reader.integer(value, "sessions.max_sessions", in: 1...10_000_000)
             case ("zmq", "io_threads"): config.ioThreads = try reader.integer(value, "zmq.io_threads", in: 1...64)
             case ("zmq", "send_high_water_mark"):
                 config.sendHighWaterMark = try reader.integer(value, "zmq.send_high_water_mark", in: 0...10_000_000)
@@ -97,7 +104,7 @@ extension DaemonConfig {
 /// Typed access to TOML values with errors that name the key.
 private struct TableReader {
     let source: String
-    static let sections: Set<String> = ["server", "limits", "zmq"]
+    static let sections: Set<String> = ["server", "limits", "sessions", "zmq"]
 
     func forEachSection(of table: TOMLTable, _ body: (String, String, any TOMLValueConvertible) throws(ConfigError) -> Void) throws(ConfigError) {
         for (section, value) in table {

@@ -5,10 +5,12 @@ import LogitdProtocol
 public struct RequestHandler: Sendable {
     public let limits: ProtocolLimits
     private let welcomeBody: [UInt8]
+    let sessions: SessionStore
 
-    public init(welcome: Welcome) {
+    public init(welcome: Welcome, sessionTTL: Duration = .seconds(600), maxSessions: Int = 10_000) {
         self.limits = welcome.limits
         self.welcomeBody = welcome.encoded
+        self.sessions = SessionStore(ttl: sessionTTL, maxSessions: maxSessions)
     }
 
     /// A reply ready to send, and the error it carries when the request was refused (for the log).
@@ -18,11 +20,12 @@ public struct RequestHandler: Sendable {
         public var error: ProtocolError?
     }
 
-    public func handle(_ frames: [UnsafeRawBufferPointer]) -> Reply {
+    /// Handles one request; `workspace` is the calling worker's scratch memory.
+    public func handle(_ frames: [UnsafeRawBufferPointer], workspace: Workspace) -> Reply {
         let requestID = frames.first.map(Header.bestEffortRequestID) ?? 0
         do throws(ProtocolError) {
             let (header, request) = try Request.parse(frames, limits: limits)
-            return Reply(frames: try respond(to: request, header: header), requestID: header.requestID, error: nil)
+            return Reply(frames: try respond(to: request, header: header, workspace: workspace), requestID: header.requestID, error: nil)
         } catch {
             return Self.errorReply(error, requestID: requestID)
         }
@@ -32,7 +35,7 @@ public struct RequestHandler: Sendable {
         Reply(frames: [Header(type: .error, requestID: requestID).encoded, ErrorBody.encode(error)], requestID: requestID, error: error)
     }
 
-    private func respond(to request: Request, header: Header) throws(ProtocolError) -> [[UInt8]] {
+    private func respond(to request: Request, header: Header, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
         switch request {
         case .hello:
             return [Header(type: .welcome, requestID: header.requestID).encoded, welcomeBody]
@@ -41,17 +44,30 @@ public struct RequestHandler: Sendable {
             return payload.map { [pong, Array($0)] } ?? [pong]
         case .decode(let decode):
             return [Header(type: .tokens, requestID: header.requestID).encoded, TokensBody.encode(try choose(decode))]
+        case .open(let parameters):
+            let session = try sessions.open(parameters)
+            return [Header(type: .opened, requestID: header.requestID).encoded,
+                    OpenedBody(session: session.id, parameters: session.parameters, seed: session.seed).encoded]
+        case .step(let step):
+            let session = try sessions.session(step.descriptor.session)
+            let outcome = try session.advance(step, workspace: workspace)
+            if session.isDone { sessions.end(session.id, .finished) }
+            return [Header(type: session.isDone ? .done : .stepTokens, requestID: header.requestID).encoded,
+                    outcome.summary.encoded, outcome.records, outcome.alternatives, outcome.json]
+        case .close(let id):
+            let session = try sessions.session(id)
+            sessions.end(id, .closed)
+            return [Header(type: .closed, requestID: header.requestID).encoded, session.result.encoded]
         }
     }
 
+    /// DECODE is greedy (the parameters' parser refuses every other strategy).
     private func choose(_ request: DecodeRequest) throws(ProtocolError) -> [TokenChoice] {
         var choices: [TokenChoice] = []
         choices.reserveCapacity(request.descriptor.rows)
         for index in 0..<request.descriptor.rows {
             do throws(LogitRowError) {
-                switch request.parameters.strategy {
-                case .greedy: choices.append(try Greedy.choose(from: request.row(index)))
-                }
+                choices.append(try Greedy.choose(from: request.row(index)))
             } catch {
                 throw ProtocolError(row: index, error)
             }

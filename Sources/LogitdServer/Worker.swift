@@ -1,3 +1,4 @@
+import Decoding
 import Logging
 import LogitdProtocol
 import ZeroMQ
@@ -21,11 +22,12 @@ struct Worker: Sendable {
             try socket.setLinger(.zero)
             try socket.connect(backendEndpoint)
             try socket.send(Self.ready)
+            let workspace = Workspace()
             while true {
                 let frames = try socket.receiveMultipart()
                 if frames.count == 1 && frames[0].count == 0 { return }
                 let envelope = Self.envelopeLength(frames)
-                let reply = Array(frames[envelope...]).withUnsafeBytes { handler.handle($0) }
+                let reply = Array(frames[envelope...]).withUnsafeBytes { handler.handle($0, workspace: workspace) }
                 if let error = reply.error {
                     logger.warning("refused request", metadata: [
                         "client": "\(hex(frames[0]))", "request": "\(reply.requestID)", "error": "\(error)",

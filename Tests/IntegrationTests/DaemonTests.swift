@@ -46,7 +46,7 @@ struct DaemonTests {
         let welcome = try client.hello()
         #expect(welcome.protocolVersion == 1)
         #expect(welcome.dtypes == ["f32", "f16", "bf16"])
-        #expect(welcome.strategies == ["greedy"])
+        #expect(welcome.strategies == ["greedy", "sample", "beam"])
         #expect(welcome.workers == 3)
         #expect(welcome.limits == ProtocolLimits(maxVocab: 1_048_576, maxRows: 4096, maxMessageBytes: 268_435_456))
         #expect(try client.ping(payload: [1, 2, 3]) == [1, 2, 3])

@@ -61,7 +61,7 @@ struct ProtocolTests {
         var badVersion = Header(type: .hello, requestID: 1).encoded
         badVersion[4] = 2
         var unknownType = Header(type: .hello, requestID: 1).encoded
-        unknownType[5] = 0x10
+        unknownType[5] = 0x7E
         var flagged = Header(type: .hello, requestID: 1).encoded
         flagged[6] = 1
         var badDType = decodeFrames()
@@ -75,7 +75,7 @@ struct ProtocolTests {
             Refusal("truncated header", [Array(Header(type: .hello, requestID: 1).encoded.prefix(10))], .malformedHeader, "10 bytes"),
             Refusal("wrong magic", [badMagic], .badMagic, "LGTD"),
             Refusal("wrong version", [badVersion], .unsupportedVersion, "version 2"),
-            Refusal("unknown type", [unknownType], .unknownType, "0x10"),
+            Refusal("unknown type", [unknownType], .unknownType, "0x7e"),
             Refusal("reply type as request", [Header(type: .tokens, requestID: 1).encoded], .unknownType, "reply type"),
             Refusal("flags set", [flagged], .unknownFlags, "0x1"),
             Refusal("HELLO with a body", [Header(type: .hello, requestID: 1).encoded, [1]], .badFrameCount, "got 2"),
@@ -95,6 +95,7 @@ struct ProtocolTests {
             Refusal("unknown parameter", decodeFrames(parameters: Array(#"{"temprature":0.7}"#.utf8)), .badParameters, "\"temprature\""),
             Refusal("strategy not a string", decodeFrames(parameters: Array(#"{"strategy":1}"#.utf8)), .badParameters, "must be a string"),
             Refusal("unknown strategy", decodeFrames(parameters: Array(#"{"strategy":"telepathy"}"#.utf8)), .unknownStrategy, "\"telepathy\""),
+            Refusal("sampling without a session", decodeFrames(parameters: Array(#"{"strategy":"sample"}"#.utf8)), .unknownStrategy, "needs a session"),
             Refusal("message too large", decodeFrames(rows: 8, vocab: 1000), .messageTooLarge, "limit is 16384"),
         ]
     }()
@@ -164,7 +165,7 @@ struct ProtocolTests {
         let decoded = try welcome.encoded.withUnsafeBytes(Welcome.parse)
         #expect(decoded == welcome)
         #expect(decoded.dtypes == ["f32", "f16", "bf16"])
-        #expect(decoded.strategies == ["greedy"])
+        #expect(decoded.strategies == ["greedy", "sample", "beam"])
         #expect(String(decoding: welcome.encoded, as: UTF8.self).contains(#""max_vocab":1000"#))
     }
 

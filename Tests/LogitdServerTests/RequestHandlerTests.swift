@@ -7,8 +7,10 @@ import LogitdServer
 struct RequestHandlerTests {
     let handler = RequestHandler(welcome: Welcome(server: "test", workers: 1, limits: ProtocolLimits(maxVocab: 100, maxRows: 4, maxMessageBytes: 10_000)))
 
+    let workspace = Workspace()
+
     func handle(_ frames: [[UInt8]]) -> RequestHandler.Reply {
-        frames.withUnsafeFrames(handler.handle)
+        frames.withUnsafeFrames { handler.handle($0, workspace: workspace) }
     }
 
     func decodeFrames(_ logits: [Float], vocab: Int, requestID: UInt64 = 3) -> [[UInt8]] {

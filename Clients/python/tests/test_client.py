@@ -36,7 +36,7 @@ def test_hello(daemon):
         welcome = client.hello()
     assert welcome["protocol"] == 1
     assert welcome["dtypes"] == ["f32", "f16", "bf16"]
-    assert welcome["strategies"] == ["greedy"]
+    assert welcome["strategies"] == ["greedy", "sample", "beam"]
     assert welcome["workers"] == 2
     assert welcome["limits"]["max_vocab"] == 1048576
 

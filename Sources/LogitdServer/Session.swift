@@ -1,0 +1,127 @@
+import Decoding
+import LogitdProtocol
+
+/// One decoding session: its parameters and where it stands. Steps of one session never run
+/// concurrently (the broker keeps at most one in flight per session), so a session needs no lock.
+final class Session {
+    let id: UInt64
+    let parameters: SessionParameters
+    let seed: UInt64
+    private(set) var step = 0
+    private(set) var isDone = false
+    var lastUsed: ContinuousClock.Instant
+
+    private enum State {
+        /// Greedy or sampling: every sequence's tokens, why it finished, and its log-probability sum.
+        case sequences(selector: TokenSelector, histories: [TokenHistory], finished: [FinishReason?], logprobSums: [Double])
+        case beam(BeamSearch, LogitsPipeline)
+    }
+
+    private var state: State
+
+    /// What one step produced, ready to encode.
+    struct StepOutcome {
+        var summary: StepSummary
+        var records: [UInt8]
+        var alternatives: [UInt8]
+        /// The JSON frame: hypotheses kept this step (beam) or, once done, the final result.
+        var json: [UInt8]
+    }
+
+    init(id: UInt64, parameters: SessionParameters, seed: UInt64, now: ContinuousClock.Instant) {
+        self.id = id
+        self.parameters = parameters
+        self.seed = seed
+        lastUsed = now
+        switch parameters.strategy {
+        case .greedy, .sample:
+            let selector = TokenSelector(settings: parameters.processors, seed: parameters.strategy == .sample ? seed : nil)
+            let history = TokenHistory(prompt: parameters.promptTokenIDs)
+            state = .sequences(selector: selector, histories: Array(repeating: history, count: parameters.n),
+                               finished: Array(repeating: nil, count: parameters.n), logprobSums: Array(repeating: 0, count: parameters.n))
+        case .beam:
+            state = .beam(BeamSearch(settings: parameters.beamSettings, prompt: parameters.promptTokenIDs), LogitsPipeline(settings: parameters.processors))
+        }
+    }
+
+    /// How many rows the next STEP must carry: the unfinished sequences, or the live beams.
+    var expectedRows: Int {
+        switch state {
+        case .sequences(_, _, let finished, _): finished.filter { $0 == nil }.count
+        case .beam(let search, _): search.beams.count
+        }
+    }
+
+    /// Decodes one step. Changes nothing when it throws.
+    func advance(_ request: StepRequest, workspace: Workspace) throws(ProtocolError) -> StepOutcome {
+        let descriptor = request.descriptor
+        guard descriptor.step == step else {
+            throw ProtocolError(.wrongStep, "session \(id) expects step \(step), got step \(descriptor.step)")
+        }
+        guard descriptor.vocab == parameters.vocabSize else {
+            throw ProtocolError(.badShape, "vocab is \(descriptor.vocab); session \(id) was opened with vocab_size \(parameters.vocabSize)")
+        }
+        guard descriptor.rows == expectedRows else {
+            throw ProtocolError(.wrongStep, "session \(id) has \(expectedRows) live \(parameters.strategy == .beam ? "beams" : "sequences"); the step has \(descriptor.rows) rows")
+        }
+        switch state {
+        case .sequences(let selector, var histories, var finished, var logprobSums):
+            var tokens: [SequenceToken] = []
+            var alternatives: [[TokenChoice]] = []
+            var row = 0
+            for sequence in finished.indices where finished[sequence] == nil {
+                do throws(LogitRowError) {
+                    let (choice, others) = try selector.choose(from: request.row(row), history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
+                    histories[sequence].generated.append(choice.token)
+                    logprobSums[sequence] += Double(choice.logprob)
+                    finished[sequence] = parameters.stopConditions.finishReason(histories[sequence].generated)
+                    tokens.append(SequenceToken(sequence: sequence, token: choice.token, logprob: choice.logprob, finishReason: finished[sequence]))
+                    alternatives.append(others)
+                } catch {
+                    throw ProtocolError(row: row, error)
+                }
+                row += 1
+            }
+            state = .sequences(selector: selector, histories: histories, finished: finished, logprobSums: logprobSums)
+            step += 1
+            isDone = !finished.contains(nil)
+            let summary = StepSummary(session: id, step: step - 1, records: tokens.count, stablePrefixLength: 0, kind: .sequences, isDone: isDone, alternatives: parameters.logprobs)
+            return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: isDone ? result.encoded : [])
+        case .beam(var search, let pipeline):
+            let rows = (0..<descriptor.rows).map(request.row)
+            let beamStep: BeamStep
+            do throws(BeamSearchError) {
+                beamStep = try search.advance(rows: rows, pipeline: pipeline, workspace: workspace)
+            } catch {
+                switch error {
+                case .row(let index, let rowError): throw ProtocolError(row: index, rowError)
+                case .finished, .wrongRowCount: throw ProtocolError(.wrongStep, "\(error)")
+                }
+            }
+            state = .beam(search, pipeline)
+            step += 1
+            isDone = beamStep.isDone
+            let records = beamStep.beams.map { BeamRecord(parent: $0.parent, token: $0.token, score: $0.score) }
+            let summary = StepSummary(session: id, step: step - 1, records: records.count, stablePrefixLength: beamStep.stablePrefixLength, kind: .beams, isDone: isDone, alternatives: 0)
+            let kept = SessionResult(session: id, steps: step, sequences: beamStep.finished.map(Self.finished))
+            return StepOutcome(summary: summary, records: BeamRecord.encode(records), alternatives: [], json: isDone ? result.encoded : kept.encoded)
+        }
+    }
+
+    /// Every sequence so far (greedy/sample), or the n best hypotheses (beam).
+    var result: SessionResult {
+        switch state {
+        case .sequences(_, let histories, let finished, let logprobSums):
+            let sequences = histories.indices.map {
+                FinishedSequence(sequence: $0, tokens: histories[$0].generated, finishReason: finished[$0], logprobSum: logprobSums[$0])
+            }
+            return SessionResult(session: id, steps: step, sequences: sequences)
+        case .beam(let search, _):
+            return SessionResult(session: id, steps: step, sequences: search.best.map(Self.finished))
+        }
+    }
+
+    private static func finished(_ hypothesis: Hypothesis) -> FinishedSequence {
+        FinishedSequence(tokens: hypothesis.tokens, finishReason: hypothesis.finishReason, logprobSum: hypothesis.logprobSum, score: hypothesis.score)
+    }
+}

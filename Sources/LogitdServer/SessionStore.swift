@@ -1,0 +1,91 @@
+import Decoding
+import Foundation
+import LogitdProtocol
+
+/// Every open session, shared by the workers. The lock guards the table only: a session itself is
+/// used by one worker at a time, because the broker keeps one step per session in flight.
+final class SessionStore: @unchecked Sendable {
+    enum Ending: String {
+        case closed, finished, expired
+    }
+
+    let ttl: Duration
+    let maxSessions: Int
+    private let lock = NSLock()
+    private var sessions: [UInt64: Session] = [:]
+    /// Recently ended sessions, so that using one says why it is gone; bounded.
+    private var ended: [UInt64: Ending] = [:]
+    private var endedOrder: [UInt64] = []
+    private static let endedMemory = 65_536
+    private var generator = SystemRandomNumberGenerator()
+
+    init(ttl: Duration, maxSessions: Int) {
+        self.ttl = ttl
+        self.maxSessions = maxSessions
+    }
+
+    var count: Int { lock.withLock { sessions.count } }
+
+    func open(_ parameters: SessionParameters, now: ContinuousClock.Instant = .now) throws(ProtocolError) -> Session {
+        let seed = parameters.seed ?? Philox.drawSeed()
+        var resolved = parameters
+        resolved.seed = seed
+        let result: Result<Session, ProtocolError> = lock.withLock {
+            sweepLocked(now: now)
+            guard sessions.count < maxSessions else {
+                return .failure(ProtocolError(.tooManySessions, "the daemon holds its maximum of \(maxSessions) sessions"))
+            }
+            var id: UInt64
+            repeat { id = generator.next() & 0x7FFF_FFFF_FFFF_FFFF } while id == 0 || sessions[id] != nil || ended[id] != nil
+            let session = Session(id: id, parameters: resolved, seed: seed, now: now)
+            sessions[id] = session
+            return .success(session)
+        }
+        return try result.get()
+    }
+
+    /// The open session `id`, marked as used now; or the error that says why there is none.
+    func session(_ id: UInt64, now: ContinuousClock.Instant = .now) throws(ProtocolError) -> Session {
+        let result: Result<Session, ProtocolError> = lock.withLock {
+            if let session = sessions[id] {
+                if now - session.lastUsed > ttl {
+                    endLocked(id, .expired)
+                } else {
+                    session.lastUsed = now
+                    return .success(session)
+                }
+            }
+            switch ended[id] {
+            case .closed?: return .failure(ProtocolError(.sessionClosed, "session \(id) was closed"))
+            case .finished?: return .failure(ProtocolError(.sessionClosed, "session \(id) is finished"))
+            case .expired?: return .failure(ProtocolError(.sessionExpired, "session \(id) expired after \(ttl) idle"))
+            case nil: return .failure(ProtocolError(.unknownSession, "no session \(id) on this daemon"))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Ends a session (closed by its client, or finished).
+    func end(_ id: UInt64, _ ending: Ending) {
+        lock.withLock { endLocked(id, ending) }
+    }
+
+    /// Drops every session idle for longer than the TTL.
+    func sweep(now: ContinuousClock.Instant = .now) {
+        lock.withLock { sweepLocked(now: now) }
+    }
+
+    private func sweepLocked(now: ContinuousClock.Instant) {
+        for (id, session) in sessions where now - session.lastUsed > ttl { endLocked(id, .expired) }
+    }
+
+    private func endLocked(_ id: UInt64, _ ending: Ending) {
+        sessions[id] = nil
+        if ended.updateValue(ending, forKey: id) == nil { endedOrder.append(id) }
+        if endedOrder.count > Self.endedMemory {
+            let dropped = endedOrder.count - Self.endedMemory / 2
+            for old in endedOrder.prefix(dropped) { ended[old] = nil }
+            endedOrder.removeFirst(dropped)
+        }
+    }
+}
