@@ -24,6 +24,8 @@ DESCRIPTOR = struct.Struct("<BBHII")
 
 HELLO, PING, DECODE = 0x01, 0x02, 0x03
 WELCOME, PONG, TOKENS, ERROR = 0x81, 0x82, 0x83, 0xFF
+OPEN, STEP, CLOSE = 0x10, 0x11, 0x13
+OPENED, STEP_TOKENS, DONE, CLOSED = 0x90, 0x91, 0x92, 0x93
 
 DTYPE_CODES = {"f32": 1, "f16": 2, "bf16": 3}
 TOKEN_RECORD = np.dtype([("token", "<u4"), ("logprob", "<f4")])
@@ -33,7 +35,8 @@ ERROR_NAMES = {
     5: "UNKNOWN_FLAGS", 6: "BAD_FRAME_COUNT", 7: "BAD_DESCRIPTOR", 8: "BAD_SHAPE",
     9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
     13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
-    17: "NO_CANDIDATES",
+    17: "NO_CANDIDATES", 18: "UNKNOWN_SESSION", 19: "SESSION_CLOSED", 20: "SESSION_EXPIRED",
+    21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS",
 }
 
 
@@ -103,16 +106,18 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def request(self, msg_type: int, frames: list[bytes], expecting: int) -> list[bytes]:
-        """Send a request of `msg_type`; return the body frames of a reply of type `expecting`."""
+    def request(self, msg_type: int, frames: list[bytes], expecting: int | tuple[int, ...]) -> list[bytes]:
+        """Send a request of `msg_type`; return the body frames of a reply of type `expecting`
+        (one type, or a tuple of acceptable ones)."""
         request_id = next(self._ids)
         self._socket.send_multipart([header(msg_type, request_id), *frames], copy=False)
         reply = self._receive(request_id)
         if reply.msg_type == ERROR:
             code, = struct.unpack_from("<I", reply.body[0])
             raise LogitdError(code, reply.body[0][4:].decode("utf-8", "replace"))
-        if reply.msg_type != expecting:
-            raise RuntimeError(f"expected reply type 0x{expecting:02x}, got 0x{reply.msg_type:02x}")
+        accepted = expecting if isinstance(expecting, tuple) else (expecting,)
+        if reply.msg_type not in accepted:
+            raise RuntimeError(f"expected reply type {accepted}, got 0x{reply.msg_type:02x}")
         return reply.body
 
     def _receive(self, request_id: int) -> Reply:
@@ -128,6 +133,11 @@ class Client:
                 raise RuntimeError("reply is not logitd protocol version 1")
             if reply_id == request_id:
                 return Reply(msg_type, reply_id, frames[1:])
+
+    def open(self, **parameters) -> "Session":
+        """OPEN a decoding session; parameters as in docs/PROTOCOL.md (`vocab_size` is required)."""
+        body, = self.request(OPEN, [json.dumps(parameters).encode()], OPENED)
+        return Session(self, json.loads(body))
 
     def hello(self) -> dict:
         """What the daemon speaks and accepts (the WELCOME JSON)."""
@@ -158,3 +168,105 @@ class Client:
         ], TOKENS)
         records = np.frombuffer(body, dtype=TOKEN_RECORD)
         return records["token"].astype(np.int64), records["logprob"].astype(np.float32)
+
+
+# --- Sessions (docs/PROTOCOL.md, "Decoding sessions") -------------------------------------------
+
+STEP_DESCRIPTOR = struct.Struct("<QIBBHII")
+STEP_SUMMARY = struct.Struct("<QIIIBBH")
+SEQUENCE_RECORD = np.dtype([("sequence", "<u4"), ("token", "<u4"), ("logprob", "<f4"), ("finish", "u1"), ("pad", "V3")])
+BEAM_RECORD = np.dtype([("parent", "<u4"), ("token", "<u4"), ("score", "<f8")])
+FINISH_REASONS = {0: None, 1: "eos", 2: "stop_sequence", 3: "max_tokens"}
+
+
+@dataclass
+class StepResult:
+    """What one STEP returned."""
+    step: int
+    done: bool
+    kind: str                      # "sequences" or "beams"
+    tokens: list[dict]             # sequences: {"sequence", "token", "logprob", "finish_reason"}
+    beams: list[dict]              # beams: {"parent", "token", "score"}
+    alternatives: list[list[tuple[int, float]]]
+    stable_prefix_length: int
+    finished: list[dict]           # beams: hypotheses kept this step
+    result: dict | None            # the final result, once done
+
+
+class Session:
+    """A decoding session: `step(logits)` once per model step until `done`.
+
+    For greedy/sample, send one row per unfinished sequence (ascending sequence number); for beam,
+    one row per live beam, in the order of the last step's `beams` (`live_prefixes` gives the tokens
+    of each)."""
+
+    def __init__(self, client: "Client", opened: dict):
+        self.client = client
+        self.id = opened["session"]
+        self.seed = opened["seed"]
+        self.parameters = opened["parameters"]
+        self.strategy = self.parameters["strategy"]
+        self.vocab_size = self.parameters["vocab_size"]
+        self.next_step = 0
+        self.done = False
+        self.result: dict | None = None
+        n = self.parameters["n"] if self.strategy != "beam" else 1
+        self.sequences: list[list[int]] = [[] for _ in range(n)]
+        self.finished: list[str | None] = [None] * n
+        self.live_prefixes: list[list[int]] = [[]]  # beam search: the tokens of each live beam
+
+    @property
+    def rows_expected(self) -> int:
+        if self.strategy == "beam":
+            return len(self.live_prefixes)
+        return sum(1 for reason in self.finished if reason is None)
+
+    def step(self, logits: np.ndarray, dtype: str = "f32") -> StepResult:
+        logits = np.asarray(logits)
+        if logits.ndim == 1:
+            logits = logits[None, :]
+        rows, vocab = logits.shape
+        body = self.client.request(STEP, [
+            STEP_DESCRIPTOR.pack(self.id, self.next_step, DTYPE_CODES[dtype], 0, 0, rows, vocab),
+            encode_rows(logits, dtype),
+        ], (STEP_TOKENS, DONE))
+        summary, records, alternatives, extra = body
+        session, step, count, stable, kind, flags, per_record = STEP_SUMMARY.unpack(summary)
+        done = bool(flags & 1)
+        result = StepResult(step=step, done=done, kind="beams" if kind == 1 else "sequences", tokens=[], beams=[],
+                            alternatives=[], stable_prefix_length=stable, finished=[], result=None)
+        if kind == 1:
+            for parent, token, score in np.frombuffer(records, dtype=BEAM_RECORD).tolist():
+                result.beams.append({"parent": parent, "token": token, "score": score})
+            self.live_prefixes = [self.live_prefixes[b["parent"]] + [b["token"]] for b in result.beams]
+            if extra and not done:
+                result.finished = json.loads(extra)["sequences"]
+        else:
+            for record in np.frombuffer(records, dtype=SEQUENCE_RECORD):
+                sequence, token = int(record["sequence"]), int(record["token"])
+                reason = FINISH_REASONS[int(record["finish"])]
+                result.tokens.append({"sequence": sequence, "token": token, "logprob": float(record["logprob"]),
+                                      "finish_reason": reason})
+                self.sequences[sequence].append(token)
+                self.finished[sequence] = reason
+            if per_record:
+                flat = np.frombuffer(alternatives, dtype=TOKEN_RECORD)
+                result.alternatives = [[(int(t), float(lp)) for t, lp in flat[i:i + per_record].tolist()]
+                                       for i in range(0, len(flat), per_record)]
+        if done:
+            result.result = json.loads(extra)
+            self.result = result.result
+            self.done = True
+        self.next_step += 1
+        return result
+
+    def events(self, model):
+        """Steps until done, asking `model(session)` for each step's logits; yields every StepResult."""
+        while not self.done:
+            yield self.step(model(self))
+
+    def close(self) -> dict:
+        body, = self.client.request(CLOSE, [struct.pack("<Q", self.id)], CLOSED)
+        self.done = True
+        self.result = json.loads(body)
+        return self.result

@@ -1,0 +1,209 @@
+"""Decoding sessions over the wire: greedy, sampling and beam search, ordering, errors."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from logitd import STEP, STEP_DESCRIPTOR, STEP_TOKENS, Client, LogitdError, header
+
+VOCAB = 50
+EOS = 0
+
+
+def toy_logits(prefix: list[int], vocab: int = VOCAB) -> np.ndarray:
+    """A toy language model: logits that depend on the whole prefix."""
+    seed = 17
+    for token in prefix:
+        seed = (seed * 1_000_003 + token + 1) % (2**32)
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, size=vocab).astype(np.float32)
+    logits[EOS] -= 3 - 0.5 * len(prefix)  # EOS grows likelier as the text gets longer
+    return logits
+
+
+def rows_for(session) -> np.ndarray:
+    if session.strategy == "beam":
+        return np.stack([toy_logits(prefix) for prefix in session.live_prefixes])
+    return np.stack([toy_logits(tokens) for tokens, reason in zip(session.sequences, session.finished) if reason is None])
+
+
+def run(session):
+    return list(session.events(rows_for))
+
+
+def test_greedy_session_follows_the_argmax(daemon):
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, max_new_tokens=12, eos_token_ids=[EOS])
+        assert session.parameters["strategy"] == "greedy"
+        assert session.parameters["top_k"] == 0 and session.parameters["max_new_tokens"] == 12
+        expected: list[int] = []
+        for event in session.events(rows_for):
+            token = event.tokens[0]["token"]
+            assert token == int(np.argmax(toy_logits(expected)))
+            expected.append(token)
+        assert session.done
+        final = session.result["sequences"][0]
+        assert final["tokens"] == expected
+        assert final["finish_reason"] in ("eos", "max_tokens")
+        assert (final["finish_reason"] == "eos") == (expected[-1] == EOS)
+
+
+def test_logprobs_and_alternatives(daemon):
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, max_new_tokens=2, logprobs=3)
+        event = session.step(toy_logits([]))
+        logits = toy_logits([]).astype(np.float64)
+        reference = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+        top = np.argsort(-reference, kind="stable")[:3]
+        assert [t for t, _ in event.alternatives[0]] == top.tolist()
+        np.testing.assert_allclose([lp for _, lp in event.alternatives[0]], reference[top], atol=1e-5)
+        assert event.tokens[0]["logprob"] == pytest.approx(reference[top[0]], abs=1e-5)
+
+
+def test_sampling_is_reproducible_from_the_seed(daemon):
+    with Client(daemon.endpoint) as client:
+        def sample(seed):
+            session = client.open(vocab_size=VOCAB, strategy="sample", seed=seed, n=3, max_new_tokens=10,
+                                  temperature=1.2, top_p=0.95, eos_token_ids=[EOS])
+            assert session.seed == seed
+            run(session)
+            return session.sequences
+        first, again, other = sample(1234), sample(1234), sample(4321)
+        assert first == again
+        assert first != other
+        assert len({tuple(s) for s in first}) > 1, "three parallel samples differ"
+        unseeded = client.open(vocab_size=VOCAB, strategy="sample")
+        assert isinstance(unseeded.seed, int) and unseeded.parameters["seed"] == unseeded.seed
+
+
+def test_beam_session_returns_ranked_hypotheses(daemon):
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, strategy="beam", beam_width=3, num_return=3, max_new_tokens=8,
+                              eos_token_ids=[EOS], length_penalty=1.0)
+        events = run(session)
+        assert events[0].kind == "beams" and len(events[0].beams) == 3
+        assert all(b["parent"] == 0 for b in events[0].beams), "the first step starts from one beam"
+        prefixes = [e.stable_prefix_length for e in events]
+        assert prefixes == sorted(prefixes)
+        hypotheses = session.result["sequences"]
+        assert len(hypotheses) == 3
+        scores = [h["score"] for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
+        for h in hypotheses:
+            # The score is the summed log-probability over the length, recomputed from the toy model.
+            total = 0.0
+            for i, token in enumerate(h["tokens"]):
+                logits = toy_logits(h["tokens"][:i]).astype(np.float64)
+                total += logits[token] - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+            assert h["logprob_sum"] == pytest.approx(total, abs=1e-4)
+            assert h["score"] == pytest.approx(total / len(h["tokens"]), abs=1e-4)
+
+
+def test_pipelined_steps_are_decoded_in_order(make_daemon):
+    daemon = make_daemon(workers=2)
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, max_new_tokens=30)
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(daemon.endpoint)
+        try:
+            for step in range(30):
+                row = np.zeros(VOCAB, dtype=np.float32)
+                row[step % VOCAB] = 1
+                sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 0, 0, 1, VOCAB), row.tobytes()])
+            for expected in range(30):
+                assert sock.poll(10000)
+                frames = sock.recv_multipart()
+                msg_type, request_id = frames[0][5], struct.unpack_from("<Q", frames[0], 8)[0]
+                assert msg_type in (STEP_TOKENS, 0x92), frames[1][4:]
+                assert request_id == expected
+                token = struct.unpack_from("<I", frames[2], 4)[0]
+                assert token == expected % VOCAB
+        finally:
+            sock.close()
+
+
+def test_session_errors_name_the_problem(daemon):
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, max_new_tokens=3)
+        session.next_step = 1
+        with pytest.raises(LogitdError) as wrong:
+            session.step(toy_logits([]))
+        assert wrong.value.name == "WRONG_STEP" and "expects step 0" in wrong.value.message
+        session.next_step = 0
+        session.step(toy_logits([]))  # the refused step changed nothing
+        with pytest.raises(LogitdError) as rows:
+            session.step(np.stack([toy_logits([]), toy_logits([])]))
+        assert rows.value.name == "WRONG_STEP" and "2 rows" in rows.value.message
+        with pytest.raises(LogitdError) as vocab:
+            session.step(np.zeros(VOCAB + 1, dtype=np.float32))
+        assert vocab.value.name == "BAD_SHAPE"
+        closed = session.close()
+        assert closed["steps"] == 1 and len(closed["sequences"][0]["tokens"]) == 1
+        with pytest.raises(LogitdError) as after:
+            session.step(toy_logits([]))
+        assert after.value.name == "SESSION_CLOSED"
+
+        finished = client.open(vocab_size=VOCAB, max_new_tokens=1)
+        finished.step(toy_logits([]))
+        assert finished.done
+        finished.done = False
+        with pytest.raises(LogitdError) as done:
+            finished.step(toy_logits([]))
+        assert done.value.name == "SESSION_CLOSED" and "finished" in done.value.message
+
+        ghost = client.open(vocab_size=VOCAB)
+        ghost.id = 12345
+        with pytest.raises(LogitdError) as unknown:
+            ghost.step(toy_logits([]))
+        assert unknown.value.name == "UNKNOWN_SESSION"
+
+
+@pytest.mark.parametrize("parameters, mentions", [
+    ({}, '"vocab_size" is required'),
+    ({"vocab_size": 10, "temprature": 1}, 'unknown parameter "temprature"'),
+    ({"vocab_size": 10, "strategy": "beam", "beam_width": 0}, "beam_width"),
+    ({"vocab_size": 10, "early_stopping": "sometimes"}, "early_stopping"),
+    ({"vocab_size": 10, "top_p": 0}, "top_p"),
+    ({"vocab_size": 10, "banned_token_ids": [10]}, "outside the vocabulary"),
+    ({"vocab_size": 10, "order": ["top_k", "warp_speed"]}, '"order"'),
+    ({"vocab_size": 10, "n": 2, "strategy": "beam"}, '"n"'),
+])
+def test_bad_open_parameters(daemon, parameters, mentions):
+    with Client(daemon.endpoint) as client:
+        with pytest.raises(LogitdError) as error:
+            client.open(**parameters)
+        assert error.value.name == "BAD_PARAMETERS"
+        assert mentions in error.value.message
+
+
+def test_idle_sessions_expire(make_daemon, tmp_path):
+    config = tmp_path / "ttl.toml"
+    config.write_text("[sessions]\nttl_ms = 300\n")
+    daemon = make_daemon(extra=["--config", str(config)])
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB)
+        session.step(toy_logits([]))
+        time.sleep(1.5)
+        with pytest.raises(LogitdError) as error:
+            session.step(toy_logits(session.sequences[0]))
+        assert error.value.name == "SESSION_EXPIRED"
+
+
+def test_too_many_sessions(make_daemon, tmp_path):
+    config = tmp_path / "few.toml"
+    config.write_text("[sessions]\nmax_sessions = 2\n")
+    daemon = make_daemon(extra=["--config", str(config)])
+    with Client(daemon.endpoint) as client:
+        first = client.open(vocab_size=VOCAB)
+        client.open(vocab_size=VOCAB)
+        with pytest.raises(LogitdError) as error:
+            client.open(vocab_size=VOCAB)
+        assert error.value.name == "TOO_MANY_SESSIONS"
+        first.close()
+        client.open(vocab_size=VOCAB)  # a closed session frees its place
