@@ -94,6 +94,15 @@ public final class LogitdClient {
     /// Sends raw frames after a header of `type` and returns the reply's frames after its header.
     /// Exposed for tests and tools that need to send what the typed calls would not.
     public func request(_ type: MessageType, frames: [Message], expecting replyType: MessageType, bodyFrames: Int) throws(LogitdClientError) -> [Message] {
+        let (_, body) = try exchange(type, frames: frames, expecting: [replyType])
+        guard body.count == bodyFrames else {
+            throw .unexpectedReply("\(replyType) with \(body.count) body frames, expected \(bodyFrames)")
+        }
+        return body
+    }
+
+    /// One request and its reply: ERROR becomes `.server`, any type outside `expecting` is refused.
+    func exchange(_ type: MessageType, frames: [Message], expecting: Set<MessageType>) throws(LogitdClientError) -> (MessageType, [Message]) {
         let requestID = nextRequestID
         nextRequestID &+= 1
         do {
@@ -111,10 +120,10 @@ public final class LogitdClient {
             }
             throw .server(error)
         }
-        guard header.type == replyType, body.count == bodyFrames else {
-            throw .unexpectedReply("\(header.type) with \(body.count) body frames, expected \(replyType) with \(bodyFrames)")
+        guard expecting.contains(header.type) else {
+            throw .unexpectedReply("\(header.type), expected one of \(expecting.map { "\($0)" }.sorted())")
         }
-        return body
+        return (header.type, body)
     }
 
     /// Waits for the reply carrying `requestID`, dropping late replies to earlier requests that timed out.
@@ -135,7 +144,7 @@ public final class LogitdClient {
         }
     }
 
-    private func message(_ bytes: [UInt8]) throws(LogitdClientError) -> Message {
+    func message(_ bytes: [UInt8]) throws(LogitdClientError) -> Message {
         do { return try Message(bytes) } catch { throw .transport(error) }
     }
 }

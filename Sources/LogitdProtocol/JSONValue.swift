@@ -58,10 +58,14 @@ struct ParameterReader {
         return UInt64(number)
     }
 
-    func float(_ key: String) throws(ProtocolError) -> Float? {
+    func double(_ key: String) throws(ProtocolError) -> Double? {
         guard let value = object[key], value != .null else { return nil }
         guard case .number(let number) = value else { throw ProtocolError(.badParameters, "\"\(key)\" must be a number") }
-        return Float(number)
+        return number
+    }
+
+    func float(_ key: String) throws(ProtocolError) -> Float? {
+        try double(key).map(Float.init)
     }
 
     func string(_ key: String) throws(ProtocolError) -> String? {

@@ -315,3 +315,15 @@ public struct OpenedBody: Sendable {
         Array("{\"parameters\":".utf8) + parameters.resolvedJSON + Array(",\"seed\":\(seed),\"session\":\(session)}".utf8)
     }
 }
+
+/// What a client needs from OPENED: the session id and the seed in use.
+public struct OpenedReply: Decodable, Equatable, Sendable {
+    public let session: UInt64
+    public let seed: UInt64
+
+    public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> OpenedReply {
+        do { return try JSONDecoder().decode(OpenedReply.self, from: Data(frame)) } catch {
+            throw ProtocolError(.internalError, "malformed OPENED JSON")
+        }
+    }
+}

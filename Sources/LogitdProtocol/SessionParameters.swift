@@ -104,7 +104,7 @@ public struct SessionParameters: Equatable, Sendable {
         if let value = try reader.intArrays("stop_sequences") { parameters.stopSequences = value }
         if let value = try reader.int("n") { parameters.n = value }
         if let value = try reader.int("beam_width") { parameters.beamWidth = value }
-        if let value = try reader.float("length_penalty") { parameters.lengthPenalty = Double(value) }
+        if let value = try reader.double("length_penalty") { parameters.lengthPenalty = value }
         if let value = reader.object["early_stopping"], value != .null {
             switch value {
             case .bool(true): parameters.earlyStopping = .whenFull

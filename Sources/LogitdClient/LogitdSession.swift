@@ -1,0 +1,137 @@
+import Decoding
+import LogitdProtocol
+import ZeroMQ
+
+/// What one STEP returned.
+public struct StepEvent: Sendable {
+    public let summary: StepSummary
+    /// Greedy/sampling: the token chosen for each row.
+    public let tokens: [SequenceToken]
+    /// Beam search: the new live beams (parent row, token, cumulative score), in the order the next
+    /// step's rows must follow.
+    public let beams: [BeamRecord]
+    /// Per record, the most likely tokens of the distribution it was chosen from.
+    public let alternatives: [[TokenChoice]]
+    /// Beam search: hypotheses kept this step.
+    public let finished: [FinishedSequence]
+    /// Once the session is done: every sequence, or the n best hypotheses.
+    public let result: SessionResult?
+
+    public var isDone: Bool { summary.isDone }
+}
+
+/// A decoding session on a logitd daemon. Call `step` once per model step until `isDone`.
+///
+/// Rows: for greedy and sampling, one per unfinished sequence, in ascending sequence number
+/// (`liveSequences`); for beam search, one per live beam, in the order of the last step's beams
+/// (`livePrefixes` holds each beam's tokens).
+public final class LogitdSession {
+    public let id: UInt64
+    public let seed: UInt64
+    public let parameters: SessionParameters
+    private let client: LogitdClient
+    public private(set) var nextStep = 0
+    public private(set) var isDone = false
+    public private(set) var result: SessionResult?
+    /// Greedy/sampling: the tokens of every sequence so far, and why each finished.
+    public private(set) var sequences: [[Int]]
+    public private(set) var finishReasons: [FinishReason?]
+    /// Beam search: the tokens of each live beam.
+    public private(set) var livePrefixes: [[Int]] = [[]]
+
+    init(client: LogitdClient, id: UInt64, seed: UInt64, parameters: SessionParameters) {
+        self.client = client
+        self.id = id
+        self.seed = seed
+        self.parameters = parameters
+        let count = parameters.strategy == .beam ? 1 : parameters.n
+        sequences = Array(repeating: [], count: count)
+        finishReasons = Array(repeating: nil, count: count)
+    }
+
+    /// The sequence numbers the next step's rows stand for (greedy/sampling).
+    public var liveSequences: [Int] { finishReasons.indices.filter { finishReasons[$0] == nil } }
+
+    /// One step with float32 rows, row-major.
+    @discardableResult
+    public func step(_ logits: [Float]) throws(LogitdClientError) -> StepEvent {
+        try logits.withUnsafeBytes { bytes in
+            Result { () throws(LogitdClientError) in try step(bytes: bytes, dtype: .float32) }
+        }.get()
+    }
+
+    /// One step with rows of `dtype`, little-endian, row-major.
+    @discardableResult
+    public func step(bytes: UnsafeRawBufferPointer, dtype: LogitDType) throws(LogitdClientError) -> StepEvent {
+        let rowBytes = parameters.vocabSize * dtype.byteWidth
+        precondition(bytes.count % rowBytes == 0, "logits must hold whole rows of vocab_size elements")
+        let descriptor = StepDescriptor(session: id, step: nextStep, dtype: dtype, rows: bytes.count / rowBytes, vocab: parameters.vocabSize)
+        let logits: Message
+        do { logits = try Message(copying: bytes) } catch { throw .transport(error) }
+        let (type, body) = try client.exchange(.step, frames: [try client.message(descriptor.encoded), logits], expecting: [.stepTokens, .done])
+        guard body.count == 4 else { throw .unexpectedReply("\(type) with \(body.count) body frames") }
+        let event: StepEvent
+        do throws(ProtocolError) {
+            let summary = try body[0].withUnsafeBytes(StepSummary.parse)
+            let json = body[3].count > 0 ? try body[3].withUnsafeBytes(SessionResult.parse) : nil
+            switch summary.kind {
+            case .sequences:
+                event = StepEvent(summary: summary, tokens: try body[1].withUnsafeBytes(SequenceToken.parse), beams: [],
+                                  alternatives: try body[2].withUnsafeBytes { (frame) throws(ProtocolError) in try AlternativesBody.parse(frame, perRecord: summary.alternatives) },
+                                  finished: [], result: summary.isDone ? json : nil)
+            case .beams:
+                event = StepEvent(summary: summary, tokens: [], beams: try body[1].withUnsafeBytes(BeamRecord.parse), alternatives: [],
+                                  finished: summary.isDone ? [] : json?.sequences ?? [], result: summary.isDone ? json : nil)
+            }
+        } catch {
+            throw .unexpectedReply("\(error)")
+        }
+        for token in event.tokens {
+            sequences[token.sequence].append(token.token)
+            finishReasons[token.sequence] = token.finishReason
+        }
+        if event.summary.kind == .beams {
+            livePrefixes = event.beams.map { livePrefixes[$0.parent] + [$0.token] }
+        }
+        nextStep += 1
+        if event.isDone {
+            isDone = true
+            result = event.result
+        }
+        return event
+    }
+
+    /// Steps until done, asking `model` for each step's float32 rows; returns every event.
+    public func run(model: (LogitdSession) throws -> [Float]) throws -> [StepEvent] {
+        var events: [StepEvent] = []
+        while !isDone { events.append(try step(try model(self))) }
+        return events
+    }
+
+    /// CLOSE: ends the session on the daemon and returns what it had decoded.
+    @discardableResult
+    public func close() throws(LogitdClientError) -> SessionResult {
+        var idBytes: [UInt8] = []
+        withUnsafeBytes(of: id.littleEndian) { idBytes.append(contentsOf: $0) }
+        let (_, body) = try client.exchange(.close, frames: [try client.message(idBytes)], expecting: [.closed])
+        guard body.count == 1, let closed = try? body[0].withUnsafeBytes(SessionResult.parse) else {
+            throw .unexpectedReply("a CLOSED without its result")
+        }
+        isDone = true
+        result = closed
+        return closed
+    }
+}
+
+extension LogitdClient {
+    /// OPEN: a new session with `parameters`; the daemon fills in defaults and the seed.
+    public func open(_ parameters: SessionParameters) throws(LogitdClientError) -> LogitdSession {
+        let (_, body) = try exchange(.open, frames: [try message(parameters.resolvedJSON)], expecting: [.opened])
+        guard body.count == 1, let opened = try? body[0].withUnsafeBytes(OpenedReply.parse) else {
+            throw .unexpectedReply("an OPENED without its JSON")
+        }
+        var resolved = parameters
+        resolved.seed = opened.seed
+        return LogitdSession(client: self, id: opened.session, seed: opened.seed, parameters: resolved)
+    }
+}
