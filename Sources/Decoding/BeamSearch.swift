@@ -223,7 +223,7 @@ public struct BeamSearch: Sendable {
             }
         } else {
             let values = workspace.scratch(count: row.count, slot: .input)
-            row.apply(WidenShifted(output: values, shift: logNormaliser))
+            row.apply(Shifted(shift: logNormaliser, output: values))
             let logProbabilities = LogitRow(bytes: UnsafeRawBufferPointer(values), dtype: .float32)
             let set = try pipeline.candidates(for: logProbabilities, history: TokenHistory(prompt: prompt, generated: beam.tokens), sampling: false, workspace: workspace)
             switch set {
@@ -234,27 +234,6 @@ public struct BeamSearch: Sendable {
             }
         }
         return candidates.map { Continuation(beam: index, token: Int($0.token), score: beam.score + Double($0.logit)) }
-    }
-}
-
-/// outputᵢ = xᵢ − shift, widening f16/bf16 to f32.
-struct WidenShifted: RowKernel {
-    let output: UnsafeMutableBufferPointer<Float>
-    let shift: Float
-
-    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) {
-        let out = UnsafeMutableRawPointer(output.baseAddress!)
-        let shiftVector = SIMD16<Float>(repeating: shift)
-        let vectorEnd = count & ~15
-        var index = 0
-        while index < vectorEnd {
-            out.storeBytes(of: Element.vector(base, index) - shiftVector, toByteOffset: index &* 4, as: SIMD16<Float>.self)
-            index &+= 16
-        }
-        while index < count {
-            output[index] = Element.scalar(base, index) - shift
-            index &+= 1
-        }
     }
 }
 

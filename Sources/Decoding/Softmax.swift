@@ -98,8 +98,8 @@ private struct ExponentialsWritten: RowKernel {
     }
 }
 
-/// outputᵢ = xᵢ − shift.
-private struct Shifted: RowKernel {
+/// outputᵢ = xᵢ − shift, widening f16/bf16 to f32.
+struct Shifted: RowKernel {
     let shift: Float
     let output: UnsafeMutableBufferPointer<Float>
 

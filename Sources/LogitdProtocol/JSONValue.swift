@@ -105,3 +105,10 @@ struct ParameterReader {
         return result
     }
 }
+
+/// Decodes a reply's JSON frame, or reports it as malformed.
+func decodeJSON<T: Decodable>(_ type: T.Type, from frame: UnsafeRawBufferPointer, what: String) throws(ProtocolError) -> T {
+    do { return try JSONDecoder().decode(type, from: Data(frame)) } catch {
+        throw ProtocolError(.internalError, "\(what) is not the expected JSON: \(error)")
+    }
+}

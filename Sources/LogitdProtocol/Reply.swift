@@ -36,11 +36,7 @@ public struct Welcome: Equatable, Sendable, Codable {
     }
 
     public static func parse(_ body: UnsafeRawBufferPointer) throws(ProtocolError) -> Welcome {
-        do {
-            return try JSONDecoder().decode(Welcome.self, from: Data(body))
-        } catch {
-            throw ProtocolError(.internalError, "WELCOME body is not the expected JSON: \(error)")
-        }
+        try decodeJSON(Welcome.self, from: body, what: "WELCOME's body")
     }
 }
 

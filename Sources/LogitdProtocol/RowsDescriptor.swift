@@ -44,7 +44,7 @@ public struct RowsDescriptor: Equatable, Sendable {
             throw ProtocolError(.badDescriptor, "unknown layout \(frame[1]); version 1 knows only 0 (dense rows)")
         }
         guard frame.littleEndian(at: 2, as: UInt16.self) == 0 else {
-            throw ProtocolError(.badDescriptor, "reserved descriptor bytes 2–3 must be 0")
+            throw ProtocolError(.badDescriptor, "the reserved bytes after the layout must be 0")
         }
         let rows = Int(frame.littleEndian(at: 4, as: UInt32.self))
         let vocab = Int(frame.littleEndian(at: 8, as: UInt32.self))

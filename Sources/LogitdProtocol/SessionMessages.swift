@@ -5,7 +5,8 @@ import Foundation
 #endif
 import Decoding
 
-/// STEP's descriptor frame: 24 bytes, little-endian.
+/// STEP's descriptor frame: 24 bytes, little-endian — the session, the step index, then the
+/// 12 bytes of a DECODE rows descriptor.
 ///
 ///     offset size field
 ///     0      8    session id
@@ -39,10 +40,7 @@ public struct StepDescriptor: Equatable, Sendable {
         bytes.reserveCapacity(Self.size)
         bytes.appendLittleEndian(session)
         bytes.appendLittleEndian(UInt32(step))
-        bytes += [dtype.rawValue, 0, 0, 0]
-        bytes.appendLittleEndian(UInt32(rows))
-        bytes.appendLittleEndian(UInt32(vocab))
-        return bytes
+        return bytes + RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab).encoded
     }
 
     /// The session id of a STEP or CLOSE frame, if it is long enough: what the broker orders by.
@@ -54,24 +52,8 @@ public struct StepDescriptor: Equatable, Sendable {
         guard frame.count == size else {
             throw ProtocolError(.badDescriptor, "the step descriptor has \(frame.count) bytes; it must have \(size)")
         }
-        guard let dtype = LogitDType(rawValue: frame[12]) else {
-            throw ProtocolError(.badDescriptor, "unknown dtype code \(frame[12]); known: 1 (f32), 2 (f16), 3 (bf16)")
-        }
-        guard frame[13] == 0 else {
-            throw ProtocolError(.badDescriptor, "unknown layout \(frame[13]); this daemon knows only 0 (dense rows)")
-        }
-        guard frame.littleEndian(at: 14, as: UInt16.self) == 0 else {
-            throw ProtocolError(.badDescriptor, "reserved step descriptor bytes 14–15 must be 0")
-        }
-        let rows = Int(frame.littleEndian(at: 16, as: UInt32.self))
-        let vocab = Int(frame.littleEndian(at: 20, as: UInt32.self))
-        guard rows > 0, rows <= limits.maxRows else {
-            throw ProtocolError(.badShape, "rows is \(rows); it must be between 1 and \(limits.maxRows)")
-        }
-        guard vocab > 0, vocab <= limits.maxVocab else {
-            throw ProtocolError(.badShape, "vocab is \(vocab); it must be between 1 and \(limits.maxVocab)")
-        }
-        return StepDescriptor(session: frame.littleEndian(at: 0, as: UInt64.self), step: Int(frame.littleEndian(at: 8, as: UInt32.self)), dtype: dtype, rows: rows, vocab: vocab)
+        let shape = try RowsDescriptor.parse(UnsafeRawBufferPointer(rebasing: frame[12...]), limits: limits)
+        return StepDescriptor(session: frame.littleEndian(at: 0, as: UInt64.self), step: Int(frame.littleEndian(at: 8, as: UInt32.self)), dtype: shape.dtype, rows: shape.rows, vocab: shape.vocab)
     }
 }
 
@@ -292,9 +274,7 @@ public struct SessionResult: Codable, Equatable, Sendable {
     }
 
     public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> SessionResult {
-        do { return try JSONDecoder().decode(SessionResult.self, from: Data(frame)) } catch {
-            throw ProtocolError(.internalError, "malformed session result JSON")
-        }
+        try decodeJSON(SessionResult.self, from: frame, what: "the session result")
     }
 }
 
@@ -322,8 +302,6 @@ public struct OpenedReply: Decodable, Equatable, Sendable {
     public let seed: UInt64
 
     public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> OpenedReply {
-        do { return try JSONDecoder().decode(OpenedReply.self, from: Data(frame)) } catch {
-            throw ProtocolError(.internalError, "malformed OPENED JSON")
-        }
+        try decodeJSON(OpenedReply.self, from: frame, what: "OPENED's body")
     }
 }
