@@ -36,6 +36,7 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "Decoding", "LogitdProtocol",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),

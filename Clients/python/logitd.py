@@ -22,8 +22,8 @@ PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<4sBBHQ")
 DESCRIPTOR = struct.Struct("<BBHII")
 
-HELLO, PING, DECODE = 0x01, 0x02, 0x03
-WELCOME, PONG, TOKENS, ERROR = 0x81, 0x82, 0x83, 0xFF
+HELLO, PING, DECODE, PROBS = 0x01, 0x02, 0x03, 0x04
+WELCOME, PONG, TOKENS, PROBABILITIES, ERROR = 0x81, 0x82, 0x83, 0x84, 0xFF
 OPEN, STEP, CLOSE = 0x10, 0x11, 0x13
 OPENED, STEP_TOKENS, DONE, CLOSED = 0x90, 0x91, 0x92, 0x93
 
@@ -133,6 +133,23 @@ class Client:
                 raise RuntimeError("reply is not logitd protocol version 1")
             if reply_id == request_id:
                 return Reply(msg_type, reply_id, frames[1:])
+
+    def probs(self, logits: np.ndarray, temperature: float = 1.0, top_n: int = 0, dtype: str = "f32"):
+        """PROBS: softmax(logits / temperature) per row. With top_n = 0, an array (rows, vocab);
+        otherwise (token ids, probabilities), each (rows, top_n), most probable first."""
+        logits = np.asarray(logits)
+        if logits.ndim == 1:
+            logits = logits[None, :]
+        rows, vocab = logits.shape
+        info, body = self.request(PROBS, [
+            DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
+            json.dumps({"temperature": temperature, "top_n": top_n}).encode(),
+            encode_rows(logits, dtype),
+        ], PROBABILITIES)
+        if top_n == 0:
+            return np.frombuffer(body, dtype="<f4").reshape(rows, vocab)
+        records = np.frombuffer(body, dtype=TOKEN_RECORD).reshape(rows, top_n)
+        return records["token"].astype(np.int64), records["logprob"].astype(np.float32)
 
     def open(self, **parameters) -> "Session":
         """OPEN a decoding session; parameters as in docs/PROTOCOL.md (`vocab_size` is required)."""

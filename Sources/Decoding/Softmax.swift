@@ -9,11 +9,12 @@ public enum Softmax {
         return maximum.value + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum.value)))
     }
 
-    /// Writes softmax(row) into `output`, which must have `row.count` elements.
-    public static func probabilities(of row: LogitRow, into output: UnsafeMutableBufferPointer<Float>) throws(LogitRowError) {
+    /// Writes softmax(row / temperature) into `output`, which must have `row.count` elements.
+    public static func probabilities(of row: LogitRow, temperature: Float = 1, into output: UnsafeMutableBufferPointer<Float>) throws(LogitRowError) {
         precondition(output.count == row.count, "output must have one element per logit")
+        precondition(temperature > 0, "temperature must be positive")
         let maximum = try row.validatedMaximum()
-        let sum = row.apply(ExponentialsWritten(shift: maximum.value, output: output))
+        let sum = row.apply(ExponentialsWritten(shift: maximum.value, scale: 1 / temperature, output: output))
         scale(output, by: 1 / sum)
     }
 
@@ -65,9 +66,10 @@ public enum Softmax {
     }
 }
 
-/// outputᵢ = exp(xᵢ − shift); returns their sum (accumulated as in `ExponentialSum`).
+/// outputᵢ = exp((xᵢ − shift) × scale); returns their sum (accumulated as in `ExponentialSum`).
 private struct ExponentialsWritten: RowKernel {
     let shift: Float
+    let scale: Float
     let output: UnsafeMutableBufferPointer<Float>
 
     func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Float {
@@ -80,7 +82,7 @@ private struct ExponentialsWritten: RowKernel {
             var block = SIMD16<Float>()
             let blockEnd = min(vectorEnd, index &+ 256)
             while index < blockEnd {
-                let e = exponentialOfNonPositive(Element.vector(base, index) - shiftVector)
+                let e = exponentialOfNonPositive((Element.vector(base, index) - shiftVector) * scale)
                 out.storeBytes(of: e, toByteOffset: index &* 4, as: SIMD16<Float>.self)
                 block += e
                 index &+= 16
@@ -89,7 +91,7 @@ private struct ExponentialsWritten: RowKernel {
         }
         var sum = total.sum()
         while index < count {
-            let e = exponential(Element.scalar(base, index) - shift)
+            let e = exponential((Element.scalar(base, index) - shift) * scale)
             output[index] = e
             sum += Double(e)
             index &+= 1

@@ -91,6 +91,23 @@ public final class LogitdClient {
         return choices
     }
 
+    /// PROBS: softmax(row / temperature) of each row of `logits` (float32, row-major): the whole row
+    /// when `topN` is 0, else the `topN` most probable tokens of each row (`logprob` holds the
+    /// probability itself), most probable first.
+    public func probabilities(_ logits: [Float], vocab: Int, temperature: Float = 1, topN: Int = 0) throws(LogitdClientError) -> (rows: [[Float]], top: [[TokenChoice]]) {
+        let descriptor = RowsDescriptor(dtype: .float32, rows: logits.count / vocab, vocab: vocab)
+        let payload: Message
+        do { payload = try Message(logits.withUnsafeBytes { Array($0) }) } catch { throw .transport(error) }
+        let body = try request(.probs, frames: [try message(descriptor.encoded), try message(ProbsParameters(temperature: temperature, topN: topN).encoded), payload], expecting: .probabilities, bodyFrames: 2)
+        if topN == 0 {
+            let values = body[1].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            return (stride(from: 0, to: values.count, by: vocab).map { Array(values[$0..<($0 + vocab)]) }, [])
+        }
+        let flat: [TokenChoice]
+        do { flat = try body[1].withUnsafeBytes(TokensBody.parse) } catch { throw .unexpectedReply("\(error)") }
+        return ([], stride(from: 0, to: flat.count, by: topN).map { Array(flat[$0..<($0 + topN)]) })
+    }
+
     /// Sends raw frames after a header of `type` and returns the reply's frames after its header.
     /// Exposed for tests and tools that need to send what the typed calls would not.
     public func request(_ type: MessageType, frames: [Message], expecting replyType: MessageType, bodyFrames: Int) throws(LogitdClientError) -> [Message] {

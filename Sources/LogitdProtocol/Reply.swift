@@ -86,3 +86,20 @@ public enum ErrorBody {
         )
     }
 }
+
+/// PROBABILITIES (0x84), the reply to PROBS: an 8-byte info frame (u32 rows, u32 top_n), then
+/// rows × vocab f32 probabilities (top_n 0), or rows × top_n × (u32 token, f32 probability),
+/// most probable first (the TOKENS record layout).
+public enum ProbabilitiesBody {
+    public static func info(rows: Int, topN: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.appendLittleEndian(UInt32(rows))
+        bytes.appendLittleEndian(UInt32(topN))
+        return bytes
+    }
+
+    public static func parseInfo(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> (rows: Int, topN: Int) {
+        guard frame.count == 8 else { throw ProtocolError(.internalError, "PROBABILITIES info frame has \(frame.count) bytes, not 8") }
+        return (Int(frame.littleEndian(at: 0, as: UInt32.self)), Int(frame.littleEndian(at: 4, as: UInt32.self)))
+    }
+}

@@ -21,6 +21,8 @@ public enum Request: @unchecked Sendable {
     case ping(payload: UnsafeRawBufferPointer?)
     /// DECODE: header, rows descriptor, parameters (JSON, may be empty), logits.
     case decode(DecodeRequest)
+    /// PROBS: header, rows descriptor, parameters (JSON, may be empty), logits.
+    case probs(ProbsRequest)
     /// OPEN: header, parameters (JSON).
     case open(SessionParameters)
     /// STEP: header, step descriptor, logits.
@@ -55,19 +57,21 @@ public enum Request: @unchecked Sendable {
             try expectFrames(4...4, "4 frames (header, rows descriptor, parameters, logits)")
             let descriptor = try RowsDescriptor.parse(frames[1], limits: limits)
             let parameters = try DecodeParameters.parse(frames[2])
-            guard frames[3].count == descriptor.payloadBytes else {
-                throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[3].count) bytes; \(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype)) is \(descriptor.payloadBytes)")
-            }
+            try checkPayload(frames[3], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
             return (header, .decode(DecodeRequest(descriptor: descriptor, parameters: parameters, logits: frames[3])))
+        case .probs:
+            try expectFrames(4...4, "4 frames (header, rows descriptor, parameters, logits)")
+            let descriptor = try RowsDescriptor.parse(frames[1], limits: limits)
+            let parameters = try ProbsParameters.parse(frames[2], vocab: descriptor.vocab)
+            try checkPayload(frames[3], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
+            return (header, .probs(ProbsRequest(rows: DecodeRequest(descriptor: descriptor, parameters: DecodeParameters(), logits: frames[3]), parameters: parameters)))
         case .open:
             try expectFrames(2...2, "2 frames (header, parameters)")
             return (header, .open(try SessionParameters.parse(frames[1], limits: limits)))
         case .step:
             try expectFrames(3...3, "3 frames (header, step descriptor, logits)")
             let descriptor = try StepDescriptor.parse(frames[1], limits: limits)
-            guard frames[2].count == descriptor.payloadBytes else {
-                throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[2].count) bytes; \(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype)) is \(descriptor.payloadBytes)")
-            }
+            try checkPayload(frames[2], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
             return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2])))
         case .close:
             try expectFrames(2...2, "2 frames (header, session id)")
@@ -75,9 +79,54 @@ public enum Request: @unchecked Sendable {
                 throw ProtocolError(.badDescriptor, "CLOSE's session frame has \(frames[1].count) bytes; it must have 8")
             }
             return (header, .close(session: frames[1].littleEndian(at: 0, as: UInt64.self)))
-        case .welcome, .pong, .tokens, .opened, .stepTokens, .done, .closed, .error:
+        case .welcome, .pong, .tokens, .probabilities, .opened, .stepTokens, .done, .closed, .error:
             throw ProtocolError(.unknownType, "\(header.type) is a reply type, not a request")
         }
+    }
+}
+
+/// The logits frame must hold exactly rows × vocab elements.
+private func checkPayload(_ frame: UnsafeRawBufferPointer, rows: Int, vocab: Int, dtype: LogitDType) throws(ProtocolError) {
+    let expected = rows * vocab * dtype.byteWidth
+    guard frame.count == expected else {
+        throw ProtocolError(.sizeMismatch, "the logits frame has \(frame.count) bytes; \(rows) rows × \(vocab) vocab × \(dtype.byteWidth) bytes (\(dtype)) is \(expected)")
+    }
+}
+
+/// A PROBS request, read in place.
+public struct ProbsRequest: @unchecked Sendable {
+    public let rows: DecodeRequest
+    public let parameters: ProbsParameters
+}
+
+/// PROBS's parameters frame: `{"temperature": T, "top_n": n}`, both optional; empty for defaults.
+public struct ProbsParameters: Equatable, Sendable {
+    /// Divides the logits before the softmax; > 0.
+    public var temperature: Float = 1
+    /// 0: the whole row of probabilities; n: the n most probable tokens of each row.
+    public var topN = 0
+
+    public init(temperature: Float = 1, topN: Int = 0) {
+        self.temperature = temperature
+        self.topN = topN
+    }
+
+    public var encoded: [UInt8] { Array("{\"temperature\":\(temperature),\"top_n\":\(topN)}".utf8) }
+
+    public static func parse(_ frame: UnsafeRawBufferPointer, vocab: Int) throws(ProtocolError) -> ProbsParameters {
+        guard !frame.isEmpty else { return ProbsParameters() }
+        let reader = ParameterReader(object: try JSONValue.object(from: frame, what: "the PROBS parameters frame"))
+        try reader.refuseUnknownKeys(known: ["temperature", "top_n"])
+        var parameters = ProbsParameters()
+        if let temperature = try reader.float("temperature") {
+            guard temperature > 0, temperature.isFinite else { throw ProtocolError(.badParameters, "\"temperature\" must be a finite number > 0") }
+            parameters.temperature = temperature
+        }
+        if let topN = try reader.int("top_n") {
+            guard topN >= 0, topN <= vocab else { throw ProtocolError(.badParameters, "\"top_n\" must be between 0 and vocab (\(vocab))") }
+            parameters.topN = topN
+        }
+        return parameters
     }
 }
 

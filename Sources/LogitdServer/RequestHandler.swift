@@ -1,5 +1,6 @@
 import Decoding
 import LogitdProtocol
+import RealModule
 
 /// Turns the frames of one request into the frames of its reply. No sockets: the worker owns those.
 public struct RequestHandler: Sendable {
@@ -44,6 +45,8 @@ public struct RequestHandler: Sendable {
             return payload.map { [pong, Array($0)] } ?? [pong]
         case .decode(let decode):
             return [Header(type: .tokens, requestID: header.requestID).encoded, TokensBody.encode(try choose(decode))]
+        case .probs(let probs):
+            return [Header(type: .probabilities, requestID: header.requestID).encoded] + (try probabilities(probs, workspace: workspace))
         case .open(let parameters):
             let session = try sessions.open(parameters)
             return [Header(type: .opened, requestID: header.requestID).encoded,
@@ -59,6 +62,36 @@ public struct RequestHandler: Sendable {
             sessions.end(id, .closed)
             return [Header(type: .closed, requestID: header.requestID).encoded, session.result.encoded]
         }
+    }
+
+    /// PROBABILITIES' frames: 8 bytes (u32 rows, u32 top_n), then rows × vocab f32 probabilities, or
+    /// rows × top_n × (u32 token, f32 probability).
+    private func probabilities(_ request: ProbsRequest, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
+        let descriptor = request.rows.descriptor
+        let topN = request.parameters.topN
+        let info = ProbabilitiesBody.info(rows: descriptor.rows, topN: topN)
+        var body = [UInt8](repeating: 0, count: descriptor.rows * (topN == 0 ? descriptor.vocab * 4 : topN * 8))
+        for index in 0..<descriptor.rows {
+            let row = request.rows.row(index)
+            do throws(LogitRowError) {
+                if topN == 0 {
+                    try body.withUnsafeMutableBytes { bytes in
+                        Result { () throws(LogitRowError) in
+                            let start = bytes.baseAddress!.advanced(by: index * descriptor.vocab * 4).assumingMemoryBound(to: Float.self)
+                            try Softmax.probabilities(of: row, temperature: request.parameters.temperature, into: UnsafeMutableBufferPointer(start: start, count: descriptor.vocab))
+                        }
+                    }.get()
+                } else {
+                    _ = try row.validatedMaximum()
+                    let top = Sampler.alternatives(topN, of: .dense(row, scale: 1 / request.parameters.temperature), workspace: workspace)
+                    let records = TokensBody.encode(top.map { TokenChoice(token: $0.token, logprob: Float(Double.exp(Double($0.logprob)))) })
+                    body.replaceSubrange((index * topN * 8)..<((index + 1) * topN * 8), with: records)
+                }
+            } catch {
+                throw ProtocolError(row: index, error)
+            }
+        }
+        return [info, body]
     }
 
     /// DECODE is greedy (the parameters' parser refuses every other strategy).

@@ -37,6 +37,20 @@ struct ClientTests {
         #expect(try client.decode([0, 2, 1], vocab: 3).map(\.token) == [1])
     }
 
+    @Test("PROBS: whole rows and top-n, at a temperature, as the engine computes them")
+    func probabilities() throws {
+        let daemon = try DaemonProcess()
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        let logits: [Float] = [2.5, -1.0, 0.3, 0.1, 0.2, 0.15]
+        let whole = try client.probabilities(logits, vocab: 3, temperature: 0.5)
+        let expected = try [0, 3].map { start in try Softmax.probabilities(of: logits[start..<(start + 3)].map { $0 / 0.5 }) }
+        for (row, reference) in zip(whole.rows, expected) {
+            for (p, q) in zip(row, reference) { #expect(abs(p - q) <= 1e-6) }
+        }
+        let top = try client.probabilities(logits, vocab: 3, topN: 1).top
+        #expect(top.map { $0.map(\.token) } == [[0], [1]])
+    }
+
     @Test("no daemon: a request times out with .timeout, after the client's timeout")
     func timeout() throws {
         let client = try LogitdClient(endpoint: TestEndpoint.ipc.make(), timeout: .milliseconds(150))

@@ -214,3 +214,38 @@ def test_sigterm_exits_zero(make_daemon):
     daemon = make_daemon()
     assert daemon.stop() == 0
     assert "stopped" in daemon.stderr()
+
+
+def softmax64(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = x.astype(np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_probs_whole_rows(daemon, temperature):
+    rng = np.random.default_rng(3)
+    rows = rng.normal(0, 3, size=(3, 1000)).astype(np.float32)
+    rows[1, :500] = -np.inf
+    with Client(daemon.endpoint) as client:
+        probabilities = client.probs(rows, temperature=temperature)
+    expected = softmax64(rows, temperature)
+    assert probabilities.shape == (3, 1000)
+    big = expected >= 1e-30
+    np.testing.assert_allclose(probabilities[big], expected[big], rtol=1e-5)
+    assert np.all(probabilities[1, :500] == 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_probs_top_n_for_a_classifier(daemon):
+    # A sentiment model's logits for (positive, negative, neutral): which class, how sure.
+    logits = np.array([[2.5, -1.0, 0.3], [0.1, 0.2, 0.15]], dtype=np.float32)
+    with Client(daemon.endpoint) as client:
+        tokens, probabilities = client.probs(logits, top_n=2)
+        with pytest.raises(LogitdError) as error:
+            client.probs(logits, top_n=4)
+        assert error.value.name == "BAD_PARAMETERS"
+    expected = softmax64(logits)
+    assert tokens.tolist() == [[0, 2], [1, 2]]
+    np.testing.assert_allclose(probabilities, np.take_along_axis(expected, tokens, axis=1), rtol=1e-5)
