@@ -217,20 +217,26 @@ class Session:
     one row per live beam, in the order of the last step's `beams` (`live_prefixes` gives the tokens
     of each)."""
 
-    def __init__(self, client: "Client", opened: dict):
+    def __init__(self, client: "Client", opened: dict, auto_recover: bool = True):
         self.client = client
         self.id = opened["session"]
         self.seed = opened["seed"]
         self.parameters = opened["parameters"]
         self.strategy = self.parameters["strategy"]
         self.vocab_size = self.parameters["vocab_size"]
-        self.next_step = 0
+        self.next_step = opened["step"]
         self.done = False
         self.result: dict | None = None
+        # When a daemon answers UNKNOWN_SESSION (it restarted, or is another one), re-open the
+        # session there from its history and retry the step: the tokens are the same.
+        self.auto_recover = auto_recover
         n = self.parameters["n"] if self.strategy != "beam" else 1
         self.sequences: list[list[int]] = [[] for _ in range(n)]
+        self.logprob_sums: list[float] = [0.0] * n
         self.finished: list[str | None] = [None] * n
         self.live_prefixes: list[list[int]] = [[]]  # beam search: the tokens of each live beam
+        self.live_scores: list[float] = [0.0]
+        self.kept: list[dict] = []                  # beam search: the kept hypotheses, best first
 
     @property
     def rows_expected(self) -> int:
@@ -238,15 +244,37 @@ class Session:
             return len(self.live_prefixes)
         return sum(1 for reason in self.finished if reason is None)
 
+    def history(self) -> dict:
+        """Where the session stands, as OPEN's `history` takes it."""
+        if self.strategy == "beam":
+            beams = [{"tokens": p, "score": s} for p, s in zip(self.live_prefixes, self.live_scores)]
+            return {"beams": beams, "finished": self.kept}
+        return {"sequences": self.sequences, "logprob_sums": self.logprob_sums}
+
+    def recover(self) -> None:
+        """Re-open this session on the daemon from its history (same seed, same parameters)."""
+        parameters = dict(self.parameters, seed=self.seed, history=self.history())
+        body, = self.client.request(OPEN, [json.dumps(parameters).encode()], OPENED)
+        opened = json.loads(body)
+        assert opened["step"] == self.next_step, "the daemon continues where this session stands"
+        self.id = opened["session"]
+
     def step(self, logits: np.ndarray, dtype: str = "f32") -> StepResult:
         logits = np.asarray(logits)
         if logits.ndim == 1:
             logits = logits[None, :]
         rows, vocab = logits.shape
-        body = self.client.request(STEP, [
-            STEP_DESCRIPTOR.pack(self.id, self.next_step, DTYPE_CODES[dtype], 0, 0, rows, vocab),
-            encode_rows(logits, dtype),
-        ], (STEP_TOKENS, DONE))
+        frames = [None, encode_rows(logits, dtype)]
+        def send() -> list[bytes]:
+            frames[0] = STEP_DESCRIPTOR.pack(self.id, self.next_step, DTYPE_CODES[dtype], 0, 0, rows, vocab)
+            return self.client.request(STEP, frames, (STEP_TOKENS, DONE))
+        try:
+            body = send()
+        except LogitdError as error:
+            if not (self.auto_recover and error.name == "UNKNOWN_SESSION"):
+                raise
+            self.recover()
+            body = send()
         summary, records, alternatives, extra = body
         session, step, count, stable, kind, flags, per_record = STEP_SUMMARY.unpack(summary)
         done = bool(flags & 1)
@@ -256,8 +284,12 @@ class Session:
             for parent, token, score in np.frombuffer(records, dtype=BEAM_RECORD).tolist():
                 result.beams.append({"parent": parent, "token": token, "score": score})
             self.live_prefixes = [self.live_prefixes[b["parent"]] + [b["token"]] for b in result.beams]
+            self.live_scores = [b["score"] for b in result.beams]
             if extra and not done:
                 result.finished = json.loads(extra)["sequences"]
+                # The daemon keeps the best beam_width hypotheses, older first among equals.
+                merged = sorted(enumerate(self.kept + result.finished), key=lambda item: (-item[1]["score"], item[0]))
+                self.kept = [h for _, h in merged][:self.parameters["beam_width"]]
         else:
             for record in np.frombuffer(records, dtype=SEQUENCE_RECORD):
                 sequence, token = int(record["sequence"]), int(record["token"])
@@ -265,6 +297,7 @@ class Session:
                 result.tokens.append({"sequence": sequence, "token": token, "logprob": float(record["logprob"]),
                                       "finish_reason": reason})
                 self.sequences[sequence].append(token)
+                self.logprob_sums[sequence] += float(record["logprob"])
                 self.finished[sequence] = reason
             if per_record:
                 flat = np.frombuffer(alternatives, dtype=TOKEN_RECORD)

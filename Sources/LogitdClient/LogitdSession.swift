@@ -26,7 +26,7 @@ public struct StepEvent: Sendable {
 /// (`liveSequences`); for beam search, one per live beam, in the order of the last step's beams
 /// (`livePrefixes` holds each beam's tokens).
 public final class LogitdSession {
-    public let id: UInt64
+    public private(set) var id: UInt64
     public let seed: UInt64
     public let parameters: SessionParameters
     private let client: LogitdClient
@@ -36,17 +36,56 @@ public final class LogitdSession {
     /// Greedy/sampling: the tokens of every sequence so far, and why each finished.
     public private(set) var sequences: [[Int]]
     public private(set) var finishReasons: [FinishReason?]
-    /// Beam search: the tokens of each live beam.
+    public private(set) var logprobSums: [Double]
+    /// Beam search: the tokens and scores of each live beam, and the kept hypotheses, best first.
     public private(set) var livePrefixes: [[Int]] = [[]]
+    public private(set) var liveScores: [Double] = [0]
+    public private(set) var kept: [FinishedSequence] = []
 
-    init(client: LogitdClient, id: UInt64, seed: UInt64, parameters: SessionParameters) {
+    init(client: LogitdClient, id: UInt64, seed: UInt64, parameters: SessionParameters, step: Int) {
         self.client = client
         self.id = id
         self.seed = seed
         self.parameters = parameters
+        nextStep = step
         let count = parameters.strategy == .beam ? 1 : parameters.n
         sequences = Array(repeating: [], count: count)
         finishReasons = Array(repeating: nil, count: count)
+        logprobSums = Array(repeating: 0, count: count)
+        switch parameters.history {
+        case .sequences(let tokens, let sums)?:
+            sequences = tokens
+            logprobSums = sums
+            finishReasons = tokens.map { $0.isEmpty ? nil : parameters.stopConditions.finishReason($0) }
+        case .beam(let beams, let finished)?:
+            livePrefixes = beams.map(\.tokens)
+            liveScores = beams.map(\.score)
+            kept = finished.map { FinishedSequence(tokens: $0.tokens, finishReason: $0.finishReason, logprobSum: $0.logprobSum, score: $0.score) }
+        case nil:
+            break
+        }
+    }
+
+    /// Where the session stands, as OPEN's `history` takes it.
+    public var history: SessionHistory {
+        if parameters.strategy == .beam {
+            let beams = zip(livePrefixes, liveScores).map { Beam(tokens: $0, score: $1) }
+            let finished = kept.map {
+                Hypothesis(tokens: $0.tokens, score: $0.score ?? 0, logprobSum: $0.logprobSum, finishReason: $0.finishReason.flatMap(FinishReason.init(rawValue:)) ?? .eos)
+            }
+            return .beam(beams: beams, finished: finished)
+        }
+        return .sequences(tokens: sequences, logprobSums: logprobSums)
+    }
+
+    /// Re-opens this session on the daemon from its history (same seed and parameters), after a
+    /// restart or on another daemon: the following steps give the tokens the original would have.
+    public func recover() throws(LogitdClientError) {
+        var parameters = self.parameters
+        parameters.history = history
+        let (id, _, step) = try client.openRaw(parameters)
+        guard step == nextStep else { throw .unexpectedReply("the recovered session continues at step \(step), not \(nextStep)") }
+        self.id = id
     }
 
     /// The sequence numbers the next step's rows stand for (greedy/sampling).
@@ -88,10 +127,16 @@ public final class LogitdSession {
         }
         for token in event.tokens {
             sequences[token.sequence].append(token.token)
+            logprobSums[token.sequence] += Double(token.logprob)
             finishReasons[token.sequence] = token.finishReason
         }
         if event.summary.kind == .beams {
             livePrefixes = event.beams.map { livePrefixes[$0.parent] + [$0.token] }
+            liveScores = event.beams.map(\.score)
+            // The daemon keeps the best beam_width hypotheses, older first among equals.
+            kept = (kept + event.finished).enumerated().sorted {
+                ($0.element.score ?? 0) > ($1.element.score ?? 0) || (($0.element.score ?? 0) == ($1.element.score ?? 0) && $0.offset < $1.offset)
+            }.prefix(parameters.beamWidth).map(\.element)
         }
         nextStep += 1
         if event.isDone {
@@ -126,12 +171,18 @@ public final class LogitdSession {
 extension LogitdClient {
     /// OPEN: a new session with `parameters`; the daemon fills in defaults and the seed.
     public func open(_ parameters: SessionParameters) throws(LogitdClientError) -> LogitdSession {
+        let (id, seed, step) = try openRaw(parameters)
+        var resolved = parameters
+        resolved.seed = seed
+        let session = LogitdSession(client: self, id: id, seed: seed, parameters: resolved, step: step)
+        return session
+    }
+
+    func openRaw(_ parameters: SessionParameters) throws(LogitdClientError) -> (id: UInt64, seed: UInt64, step: Int) {
         let (_, body) = try exchange(.open, frames: [try message(parameters.resolvedJSON)], expecting: [.opened])
         guard body.count == 1, let opened = try? body[0].withUnsafeBytes(OpenedReply.parse) else {
             throw .unexpectedReply("an OPENED without its JSON")
         }
-        var resolved = parameters
-        resolved.seed = opened.seed
-        return LogitdSession(client: self, id: opened.session, seed: opened.seed, parameters: resolved)
+        return (opened.session, opened.seed, opened.step)
     }
 }

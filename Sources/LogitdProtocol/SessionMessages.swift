@@ -290,9 +290,14 @@ public struct OpenedBody: Sendable {
         self.seed = seed
     }
 
-    /// `{"parameters": {…}, "seed": …, "session": …}`.
+    /// The step index the session continues with (non-zero for a recovered session).
+    public var step: Int { parameters.history?.step ?? 0 }
+
+    /// `{"parameters": {…}, "seed": …, "session": …, "step": …}`; the history is not echoed.
     public var encoded: [UInt8] {
-        Array("{\"parameters\":".utf8) + parameters.resolvedJSON + Array(",\"seed\":\(seed),\"session\":\(session)}".utf8)
+        var echoed = parameters
+        echoed.history = nil
+        return Array("{\"parameters\":".utf8) + echoed.resolvedJSON + Array(",\"seed\":\(seed),\"session\":\(session),\"step\":\(step)}".utf8)
     }
 }
 
@@ -300,6 +305,7 @@ public struct OpenedBody: Sendable {
 public struct OpenedReply: Decodable, Equatable, Sendable {
     public let session: UInt64
     public let seed: UInt64
+    public let step: Int
 
     public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> OpenedReply {
         try decodeJSON(OpenedReply.self, from: frame, what: "OPENED's body")

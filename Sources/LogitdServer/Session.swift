@@ -33,15 +33,25 @@ final class Session {
         self.parameters = parameters
         self.seed = seed
         lastUsed = now
-        switch parameters.strategy {
-        case .greedy, .sample:
+        let prompt = parameters.promptTokenIDs
+        switch (parameters.strategy, parameters.history) {
+        case (.beam, .beam(let beams, let finished)?):
+            state = .beam(BeamSearch(settings: parameters.beamSettings, prompt: prompt, beams: beams, finished: finished), LogitsPipeline(settings: parameters.processors))
+        case (.beam, _):
+            state = .beam(BeamSearch(settings: parameters.beamSettings, prompt: prompt), LogitsPipeline(settings: parameters.processors))
+        case (_, let history):
             let selector = TokenSelector(settings: parameters.processors, seed: parameters.strategy == .sample ? seed : nil)
-            let history = TokenHistory(prompt: parameters.promptTokenIDs)
-            state = .sequences(selector: selector, histories: Array(repeating: history, count: parameters.n),
-                               finished: Array(repeating: nil, count: parameters.n), logprobSums: Array(repeating: 0, count: parameters.n))
-        case .beam:
-            state = .beam(BeamSearch(settings: parameters.beamSettings, prompt: parameters.promptTokenIDs), LogitsPipeline(settings: parameters.processors))
+            var generated = Array(repeating: [Int](), count: parameters.n)
+            var sums = Array(repeating: 0.0, count: parameters.n)
+            if case .sequences(let tokens, let logprobSums)? = history {
+                generated = tokens
+                sums = logprobSums
+            }
+            let stop = parameters.stopConditions
+            state = .sequences(selector: selector, histories: generated.map { TokenHistory(prompt: prompt, generated: $0) },
+                               finished: generated.map { $0.isEmpty ? nil : stop.finishReason($0) }, logprobSums: sums)
         }
+        step = parameters.history?.step ?? 0
     }
 
     /// How many rows the next STEP must carry: the unfinished sequences, or the live beams.

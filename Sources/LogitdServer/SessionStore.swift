@@ -30,6 +30,12 @@ final class SessionStore: @unchecked Sendable {
         let seed = parameters.seed ?? Philox.drawSeed()
         var resolved = parameters
         resolved.seed = seed
+        if resolved.history.map({ history in
+            let session = Session(id: 0, parameters: resolved, seed: seed, now: now)
+            return session.expectedRows == 0
+        }) == true {
+            throw ProtocolError(.badParameters, "\"history\": every sequence is already finished; nothing to continue")
+        }
         let result: Result<Session, ProtocolError> = lock.withLock {
             sweepLocked(now: now)
             guard sessions.count < maxSessions else {

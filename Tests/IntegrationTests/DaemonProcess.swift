@@ -15,12 +15,12 @@ final class DaemonProcess {
     }
 
     /// Starts the daemon and waits until it answers HELLO.
-    init(transport: TestEndpoint = .ipc, workers: Int = 2, extraArguments: [String] = []) throws {
-        endpoint = transport.make()
+    init(transport: TestEndpoint = .ipc, workers: Int = 2, extraArguments: [String] = [], endpoint: String? = nil) throws {
+        self.endpoint = endpoint ?? transport.make()
         stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("logitd-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
         process.executableURL = Self.binary
-        process.arguments = ["serve", "--bind", endpoint, "--workers", "\(workers)", "--log-level", "info"] + extraArguments
+        process.arguments = ["serve", "--bind", self.endpoint, "--workers", "\(workers)", "--log-level", "info"] + extraArguments
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -118,6 +118,37 @@ struct SessionTests {
         #expect(result.sequences.map(\.score) == search.best.map { Optional($0.score) })
     }
 
+    @Test("a session recovered on a new daemon after a crash gives exactly the uninterrupted tokens", arguments: [Strategy.sample, .beam])
+    func recovery(strategy: Strategy) throws {
+        let parameters = parameters(strategy) {
+            $0.n = strategy == .sample ? 2 : 1
+            $0.seed = 2026
+            $0.processors.topK = 20
+            $0.beamWidth = 3
+            $0.numReturn = 2
+        }
+        let reference = try DaemonProcess()
+        let uninterrupted = try LogitdClient(endpoint: reference.endpoint).open(parameters)
+        _ = try uninterrupted.run(model: { rows(for: $0, vocab: Self.vocab) })
+
+        let first = try DaemonProcess()
+        let endpoint = first.endpoint
+        let client = try LogitdClient(endpoint: endpoint)
+        let session = try client.open(parameters)
+        for _ in 0..<3 { try session.step(rows(for: session, vocab: Self.vocab)) }
+        #expect(first.stop(signal: SIGKILL) != 0)
+        let second = try DaemonProcess(endpoint: endpoint)
+        let unknown = #expect(throws: LogitdClientError.self) { try session.step(rows(for: session, vocab: Self.vocab)) }
+        guard case .server(let refusal) = unknown, refusal.code == .unknownSession else {
+            Issue.record("the new daemon must not know the session: \(String(describing: unknown))")
+            return
+        }
+        try session.recover()
+        _ = try session.run(model: { rows(for: $0, vocab: Self.vocab) })
+        #expect(session.result == uninterrupted.result.map { SessionResult(session: session.id, steps: $0.steps, sequences: $0.sequences) })
+        _ = second
+    }
+
     @Test("bfloat16 and float16 steps decode what the engine decodes from the same bytes", arguments: [LogitDType.float16, .bfloat16])
     func halfPrecision(dtype: LogitDType) throws {
         let daemon = try DaemonProcess()

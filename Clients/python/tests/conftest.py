@@ -40,8 +40,9 @@ def unique_endpoint(transport: str) -> str:
 
 
 class Daemon:
-    def __init__(self, transport: str = "ipc", workers: int = 2, extra: list[str] | None = None):
-        self.endpoint = unique_endpoint(transport)
+    def __init__(self, transport: str = "ipc", workers: int = 2, extra: list[str] | None = None,
+                 endpoint: str | None = None):
+        self.endpoint = endpoint or unique_endpoint(transport)
         self.log = tempfile.NamedTemporaryFile(prefix="logitd-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [binary(), "serve", "--bind", self.endpoint, "--workers", str(workers), *(extra or [])],

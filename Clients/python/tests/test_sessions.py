@@ -207,3 +207,27 @@ def test_too_many_sessions(make_daemon, tmp_path):
         assert error.value.name == "TOO_MANY_SESSIONS"
         first.close()
         client.open(vocab_size=VOCAB)  # a closed session frees its place
+
+
+@pytest.mark.parametrize("parameters", [
+    dict(strategy="sample", n=2, seed=5, top_p=0.9, temperature=1.1, max_new_tokens=14, eos_token_ids=[EOS]),
+    dict(strategy="beam", beam_width=3, num_return=3, max_new_tokens=10, eos_token_ids=[EOS], early_stopping="never"),
+], ids=["sample", "beam"])
+def test_recovery_after_a_daemon_restart_is_token_identical(make_daemon, parameters):
+    reference_daemon = make_daemon()
+    with Client(reference_daemon.endpoint) as client:
+        reference = client.open(vocab_size=VOCAB, **parameters)
+        run(reference)
+
+    first = make_daemon()
+    endpoint = first.endpoint
+    with Client(endpoint, timeout=10) as client:
+        session = client.open(vocab_size=VOCAB, **parameters)
+        for _ in range(4):
+            session.step(rows_for(session))
+        first.process.kill()          # no goodbye: the daemon dies mid-session
+        first.process.wait()
+        make_daemon(endpoint=endpoint)  # a new daemon that never saw the session
+        run(session)                    # UNKNOWN_SESSION → re-opened from history → continues
+    assert session.result["sequences"] == reference.result["sequences"]
+    assert session.sequences == reference.sequences
