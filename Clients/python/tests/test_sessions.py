@@ -159,6 +159,7 @@ def test_session_errors_name_the_problem(daemon):
 
         ghost = client.open(vocab_size=VOCAB)
         ghost.id = 12345
+        ghost.auto_recover = False
         with pytest.raises(LogitdError) as unknown:
             ghost.step(toy_logits([]))
         assert unknown.value.name == "UNKNOWN_SESSION"
