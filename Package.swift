@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "logitd", targets: ["logitd"]),
         .executable(name: "logitd-bench", targets: ["logitd-bench"]),
+        .executable(name: "model-loop", targets: ["model-loop"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "Decoding", targets: ["Decoding"]),
         .library(name: "LogitdProtocol", targets: ["LogitdProtocol"]),
@@ -51,6 +52,10 @@ let package = Package(
         ),
         // Free ports and unique endpoints, shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .executableTarget(
+            name: "model-loop",
+            dependencies: ["LogitdClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "logitd-bench",
             dependencies: [

@@ -1,0 +1,39 @@
+"""The model-loop examples: Python and Swift, the same toy model, the same daemon, the same output."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def swift_model_loop() -> str:
+    binary = pathlib.Path(os.environ.get("LOGITD_BIN", ROOT / ".build" / "release" / "logitd")).parent / "model-loop"
+    if not binary.exists():
+        pytest.fail(f"model-loop not built at {binary}")
+    return str(binary)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "sample", "beam"])
+def test_python_and_swift_model_loops_agree(daemon, strategy):
+    arguments = ["--endpoint", daemon.endpoint, "--strategy", strategy, "--seed", "7", "--steps", "12", "--beam-width", "3"]
+    python = subprocess.run([sys.executable, str(ROOT / "Clients/python/examples/model_loop.py"), *arguments],
+                            capture_output=True, text=True, timeout=60)
+    swift = subprocess.run([swift_model_loop(), *arguments], capture_output=True, text=True, timeout=60)
+    assert python.returncode == 0, python.stderr
+    assert swift.returncode == 0, swift.stderr
+    assert python.stdout == swift.stdout
+    lines = python.stdout.strip().splitlines()
+    if strategy == "beam":
+        assert len(lines) == 3
+        scores = [float(re.match(r"hypothesis \d+ score (-?[\d.]+):", line).group(1)) for line in lines]
+        assert scores == sorted(scores, reverse=True)
+    else:
+        assert len(lines) == (2 if strategy == "sample" else 1)
+        assert all(re.match(r"sequence \d+ \((eos|max_tokens)\): [\d ]+$", line) for line in lines)
