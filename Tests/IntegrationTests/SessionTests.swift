@@ -149,6 +149,36 @@ struct SessionTests {
         _ = second
     }
 
+    @Test("32 clients with interleaved sessions each get exactly their own tokens")
+    func interleavedSessions() throws {
+        let daemon = try DaemonProcess(workers: 2)
+        let endpoint = daemon.endpoint
+        let failures = Failures()
+        let group = DispatchGroup()
+        for index in 0..<32 {
+            let parameters = parameters(index % 3 == 2 ? .greedy : .sample) {
+                $0.seed = UInt64(1000 + index)
+                $0.n = 1 + index % 2
+                $0.processors.topK = 30
+                $0.promptTokenIDs = [index % Self.vocab]
+            }
+            let expected = try inProcess(parameters, seed: UInt64(1000 + index)).map { $0.map(\.token) }
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do {
+                    let session = try LogitdClient(endpoint: endpoint).open(parameters)
+                    _ = try session.run(model: { rows(for: $0, vocab: Self.vocab) })
+                    if session.sequences != expected { failures.add("client \(index): \(session.sequences) != \(expected)") }
+                } catch {
+                    failures.add("client \(index): \(error)")
+                }
+            }.start()
+        }
+        #expect(group.wait(timeout: .now() + 120) == .success)
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+    }
+
     @Test("bfloat16 and float16 steps decode what the engine decodes from the same bytes", arguments: [LogitDType.float16, .bfloat16])
     func halfPrecision(dtype: LogitDType) throws {
         let daemon = try DaemonProcess()
