@@ -25,7 +25,8 @@ DESCRIPTOR = struct.Struct("<BBHII")
 HELLO, PING, DECODE, PROBS = 0x01, 0x02, 0x03, 0x04
 WELCOME, PONG, TOKENS, PROBABILITIES, ERROR = 0x81, 0x82, 0x83, 0x84, 0xFF
 OPEN, STEP, CLOSE = 0x10, 0x11, 0x13
-OPENED, STEP_TOKENS, DONE, CLOSED = 0x90, 0x91, 0x92, 0x93
+OPENED, STEP_TOKENS, BATCH_TOKENS, CLOSED, DONE = 0x90, 0x91, 0x92, 0x93, 0x9F
+BATCH_STEP = 0x12
 
 DTYPE_CODES = {"f32": 1, "f16": 2, "bf16": 3}
 TOKEN_RECORD = np.dtype([("token", "<u4"), ("logprob", "<f4")])
@@ -151,6 +152,24 @@ class Client:
         records = np.frombuffer(body, dtype=TOKEN_RECORD).reshape(rows, top_n)
         return records["token"].astype(np.int64), records["logprob"].astype(np.float32)
 
+    def batch_step(self, steps: list[tuple["Session", np.ndarray]], dtype: str = "f32") -> list:
+        """BATCH STEP: one step of several sessions (same vocab_size) in one message, decoded in
+        parallel. Returns, per entry in order, its StepResult or the LogitdError that refused it."""
+        vocab = steps[0][0].vocab_size
+        blocks = [np.atleast_2d(np.asarray(logits)) for _, logits in steps]
+        table = struct.pack("<BBHIII", DTYPE_CODES[dtype], 0, 0, len(steps), vocab, 0) + b"".join(
+            struct.pack("<QII", session.id, session.next_step, block.shape[0]) for (session, _), block in zip(steps, blocks))
+        body = self.request(BATCH_STEP, [table, b"".join(encode_rows(block, dtype) for block in blocks)], BATCH_TOKENS)
+        results = []
+        for index, (session, _) in enumerate(steps):
+            frames = body[4 * index:4 * index + 4]
+            if not frames[0]:
+                code, = struct.unpack_from("<I", frames[1])
+                results.append(LogitdError(code, frames[1][4:].decode("utf-8", "replace")))
+            else:
+                results.append(session._apply(frames))
+        return results
+
     def open(self, **parameters) -> "Session":
         """OPEN a decoding session; parameters as in docs/PROTOCOL.md (`vocab_size` is required)."""
         body, = self.request(OPEN, [json.dumps(parameters).encode()], OPENED)
@@ -275,6 +294,10 @@ class Session:
                 raise
             self.recover()
             body = send()
+        return self._apply(body)
+
+    def _apply(self, body: list[bytes]) -> StepResult:
+        """Reads one step's four reply frames and updates the session's state."""
         summary, records, alternatives, extra = body
         session, step, count, stable, kind, flags, per_record = STEP_SUMMARY.unpack(summary)
         done = bool(flags & 1)

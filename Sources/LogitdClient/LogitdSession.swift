@@ -109,6 +109,11 @@ public final class LogitdSession {
         do { logits = try Message(copying: bytes) } catch { throw .transport(error) }
         let (type, body) = try client.exchange(.step, frames: [try client.message(descriptor.encoded), logits], expecting: [.stepTokens, .done])
         guard body.count == 4 else { throw .unexpectedReply("\(type) with \(body.count) body frames") }
+        return try apply(body)
+    }
+
+    /// Reads one step's four reply frames and updates the session's state.
+    func apply(_ body: [Message]) throws(LogitdClientError) -> StepEvent {
         let event: StepEvent
         do throws(ProtocolError) {
             let summary = try body[0].withUnsafeBytes(StepSummary.parse)
@@ -176,6 +181,24 @@ extension LogitdClient {
         resolved.seed = seed
         let session = LogitdSession(client: self, id: id, seed: seed, parameters: resolved, step: step)
         return session
+    }
+
+    /// BATCH STEP: one step of several sessions (all with the same vocab_size) in one message,
+    /// decoded in parallel by the daemon. Per entry, in order: its event, or what refused it.
+    public func batchStep(_ steps: [(session: LogitdSession, logits: [Float])]) throws(LogitdClientError) -> [Result<StepEvent, LogitdClientError>] {
+        guard let vocab = steps.first?.session.parameters.vocabSize else { return [] }
+        let entries = steps.map { BatchTable.Entry(session: $0.session.id, step: $0.session.nextStep, rows: $0.logits.count / vocab) }
+        let payload = steps.flatMap(\.logits).withUnsafeBytes { Array($0) }
+        let (_, body) = try exchange(.batchStep, frames: [try message(BatchTable.encode(dtype: .float32, vocab: vocab, entries: entries)), try message(payload)], expecting: [.batchTokens])
+        guard body.count == 4 * steps.count else { throw .unexpectedReply("BATCH TOKENS with \(body.count) frames for \(steps.count) entries") }
+        return steps.indices.map { index in
+            let frames = Array(body[(4 * index)..<(4 * index + 4)])
+            guard frames[0].count > 0 else {
+                guard let error = try? frames[1].withUnsafeBytes(ErrorBody.parse) else { return .failure(.unexpectedReply("a refused entry without its error")) }
+                return .failure(.server(error))
+            }
+            return Result { () throws(LogitdClientError) in try steps[index].session.apply(frames) }
+        }
     }
 
     func openRaw(_ parameters: SessionParameters) throws(LogitdClientError) -> (id: UInt64, seed: UInt64, step: Int) {

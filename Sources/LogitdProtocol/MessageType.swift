@@ -1,5 +1,6 @@
-/// The message types of protocol v1. A reply's type is its request's type with the high bit set;
-/// ERROR (0xFF) may answer any request.
+/// The message types of protocol v1. A reply's type is its request's type with the high bit set,
+/// except DONE (0x9F), which answers the STEP that ends a session; ERROR (0xFF) may answer any
+/// request. 0x1F is never a request type.
 public enum MessageType: UInt8, Sendable, CaseIterable {
     case hello = 0x01
     case ping = 0x02
@@ -10,6 +11,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case open = 0x10
     /// One step of a session: a row of logits per live sequence or beam.
     case step = 0x11
+    /// One step of many sessions in one message.
+    case batchStep = 0x12
     /// Closes (cancels) a session.
     case close = 0x13
     case welcome = 0x81
@@ -19,13 +22,15 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case opened = 0x90
     /// The reply to a STEP that leaves the session running.
     case stepTokens = 0x91
-    /// The reply to the STEP that ends a session: the step's tokens and the final sequences.
-    case done = 0x92
+    /// The reply to a BATCH STEP: every entry's step, in request order.
+    case batchTokens = 0x92
     case closed = 0x93
+    /// The reply to the STEP that ends a session: the step's tokens and the final sequences.
+    case done = 0x9F
     case error = 0xFF
 
-    // Reserved, so that no client sends them by accident: 0x12 BATCH STEP and the rest of
-    // 0x10–0x1F, and the same numbers with the high bit set for their replies.
+    // Reserved, so that no client sends them by accident: the rest of 0x10–0x1E, and the same
+    // numbers with the high bit set for their replies.
 
     public var isRequest: Bool { rawValue & 0x80 == 0 }
 }

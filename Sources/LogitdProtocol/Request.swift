@@ -29,6 +29,8 @@ public enum Request: @unchecked Sendable {
     case step(StepRequest)
     /// CLOSE: header, 8-byte session id.
     case close(session: UInt64)
+    /// BATCH STEP: header, batch table, logits; one STEP per table entry.
+    case batchStep([StepRequest])
 
     /// Parses the frames of one request (without any routing envelope). Throws the ERROR to send back;
     /// `header` is set whenever the header itself was valid, for the reply's request id.
@@ -73,13 +75,16 @@ public enum Request: @unchecked Sendable {
             let descriptor = try StepDescriptor.parse(frames[1], limits: limits)
             try checkPayload(frames[2], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
             return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2])))
+        case .batchStep:
+            try expectFrames(3...3, "3 frames (header, batch table, logits)")
+            return (header, .batchStep(try BatchTable.parse(frames[1], logits: frames[2], limits: limits)))
         case .close:
             try expectFrames(2...2, "2 frames (header, session id)")
             guard frames[1].count == 8 else {
                 throw ProtocolError(.badDescriptor, "CLOSE's session frame has \(frames[1].count) bytes; it must have 8")
             }
             return (header, .close(session: frames[1].littleEndian(at: 0, as: UInt64.self)))
-        case .welcome, .pong, .tokens, .probabilities, .opened, .stepTokens, .done, .closed, .error:
+        case .welcome, .pong, .tokens, .probabilities, .opened, .stepTokens, .batchTokens, .done, .closed, .error:
             throw ProtocolError(.unknownType, "\(header.type) is a reply type, not a request")
         }
     }

@@ -33,11 +33,11 @@ final class Broker {
     private var busyWorkers: Set<[UInt8]> = []
     private var state = State.running
     private let sessions: SessionStore
-    /// The session whose request each busy worker holds, if any.
-    private var workerSession: [[UInt8]: UInt64] = [:]
-    /// Requests of a session that wait for its request in flight; at most `maxQueuedPerSession`.
-    private var waiting: [UInt64: [[Message]]] = [:]
-    private var sessionsInFlight: Set<UInt64> = []
+    /// The sessions whose request each busy worker holds.
+    private var workerSessions: [[UInt8]: [UInt64]] = [:]
+    private var order = SessionOrder<[Message]>()
+    /// Session requests released by `order` that wait for a ready worker.
+    private var runnable: [(frames: [Message], sessions: [UInt64])] = []
     static let maxQueuedPerSession = 1024
     private var lastSweep = ContinuousClock.now
 
@@ -97,8 +97,12 @@ final class Broker {
             }
             // Running: take requests only when a worker can have one (ZeroMQ queues the rest, and its
             // high-water mark pushes back on clients). Draining: take everything, to refuse it.
-            let readFrontend = state == .running ? !readyWorkers.isEmpty : true
             if state != .running { refuseWaitingRequests() }
+            while state == .running && !readyWorkers.isEmpty && !runnable.isEmpty {
+                let next = runnable.removeFirst()
+                try send(next.frames, sessions: next.sessions)
+            }
+            let readFrontend = state == .running ? !readyWorkers.isEmpty : true
             poller.setEvents(readFrontend ? .readable : [], at: frontendIndex)
             try poller.poll(timeout: timeout)
             if poller.events(at: backendIndex).contains(.readable) {
@@ -138,52 +142,51 @@ final class Broker {
         if frames.count == 1 && frames[0].bytes == Worker.ready { return }
         busyWorkers.remove(worker)
         try frontend.send(multipart: frames)
-        guard let session = workerSession.removeValue(forKey: worker) else { return }
-        if var queue = waiting[session], !queue.isEmpty, state == .running {
-            let next = queue.removeFirst()
-            waiting[session] = queue.isEmpty ? nil : queue
-            try send(next, session: session)
-        } else {
-            sessionsInFlight.remove(session)
+        guard let finished = workerSessions.removeValue(forKey: worker) else { return }
+        for frames in order.finish(sessions: finished) {
+            runnable.append((frames, Self.sessionsOrdered(frames)))
         }
     }
 
     /// A client sent a request: hand it, envelope and all, to the least recently ready worker, or
-    /// queue it behind its session's request in flight.
+    /// hold it behind its sessions' requests in flight.
     private func dispatchRequest() throws(ZMQError) {
         let frames = try frontend.receiveMultipart()
-        guard let session = Self.sessionOrdered(frames) else {
-            return try send(frames, session: nil)
+        let sessions = Self.sessionsOrdered(frames)
+        guard !sessions.isEmpty else { return try send(frames, sessions: []) }
+        if let crowded = sessions.first(where: { order.waiting(for: $0) >= Self.maxQueuedPerSession }) {
+            return refuse(frames, ProtocolError(.wrongStep, "more than \(Self.maxQueuedPerSession) requests of session \(crowded) are waiting"))
         }
-        guard sessionsInFlight.contains(session) else {
-            sessionsInFlight.insert(session)
-            return try send(frames, session: session)
-        }
-        if waiting[session, default: []].count >= Self.maxQueuedPerSession {
-            refuse(frames, ProtocolError(.wrongStep, "more than \(Self.maxQueuedPerSession) requests of session \(session) are waiting"))
-        } else {
-            waiting[session, default: []].append(frames)
+        if let admitted = order.admit(frames, sessions: sessions) {
+            try send(admitted, sessions: sessions)
         }
     }
 
-    private func send(_ frames: [Message], session: UInt64?) throws(ZMQError) {
+    private func send(_ frames: [Message], sessions: [UInt64]) throws(ZMQError) {
         let worker = readyWorkers.removeFirst()
         busyWorkers.insert(worker)
-        if let session { workerSession[worker] = session }
+        if !sessions.isEmpty { workerSessions[worker] = sessions }
         try backend.send(worker, flags: .more)
         try backend.send(multipart: frames)
     }
 
-    /// The session a STEP or CLOSE belongs to: the first 8 bytes of the frame after the header.
+    /// The sessions a request must be ordered with: the session of a STEP or CLOSE (the first 8
+    /// bytes after the header), every session of a BATCH STEP's table; none for other requests.
     /// Anything malformed is left to the worker, which answers it with an ERROR.
-    static func sessionOrdered(_ frames: [Message]) -> UInt64? {
+    static func sessionsOrdered(_ frames: [Message]) -> [UInt64] {
         let envelope = Worker.envelopeLength(frames)
-        guard frames.count > envelope + 1 else { return nil }
+        guard frames.count > envelope + 1 else { return [] }
         let type = frames[envelope].withUnsafeBytes { bytes -> UInt8? in
             bytes.count == Header.size && bytes.prefix(4).elementsEqual(Header.magic) ? bytes[5] : nil
         }
-        guard type == MessageType.step.rawValue || type == MessageType.close.rawValue else { return nil }
-        return frames[envelope + 1].withUnsafeBytes(StepDescriptor.sessionID)
+        switch type {
+        case MessageType.step.rawValue?, MessageType.close.rawValue?:
+            return frames[envelope + 1].withUnsafeBytes(StepDescriptor.sessionID).map { [$0] } ?? []
+        case MessageType.batchStep.rawValue?:
+            return frames[envelope + 1].withUnsafeBytes(BatchTable.sessionIDs)
+        default:
+            return []
+        }
     }
 
     /// Answers a request with an ERROR without passing it to a worker.
@@ -199,12 +202,12 @@ final class Broker {
         }
     }
 
-    /// While draining, session requests still waiting behind others get SHUTTING_DOWN.
+    /// While draining, session requests still waiting get SHUTTING_DOWN.
     private func refuseWaitingRequests() {
-        for (_, queue) in waiting {
-            for frames in queue { refuse(frames, ProtocolError(.shuttingDown, "the daemon is shutting down")) }
+        for frames in order.drain() + runnable.map(\.frames) {
+            refuse(frames, ProtocolError(.shuttingDown, "the daemon is shutting down"))
         }
-        waiting.removeAll()
+        runnable.removeAll()
     }
 
     /// While draining, requests that arrive get SHUTTING_DOWN instead of silence. Returns whether any did.

@@ -1,4 +1,5 @@
 import Decoding
+import Foundation
 import LogitdProtocol
 import RealModule
 
@@ -12,6 +13,15 @@ public struct RequestHandler: Sendable {
         self.limits = welcome.limits
         self.welcomeBody = welcome.encoded
         self.sessions = SessionStore(ttl: sessionTTL, maxSessions: maxSessions)
+    }
+
+    /// Per-entry results written from parallel iterations.
+    private final class ResultSlots: @unchecked Sendable {
+        private let lock = NSLock()
+        private var slots: [[[UInt8]]]
+        init(count: Int) { slots = Array(repeating: [], count: count) }
+        func set(_ index: Int, _ frames: [[UInt8]]) { lock.withLock { slots[index] = frames } }
+        var frames: [[[UInt8]]] { lock.withLock { slots } }
     }
 
     /// A reply ready to send, and the error it carries when the request was refused (for the log).
@@ -52,16 +62,33 @@ public struct RequestHandler: Sendable {
             return [Header(type: .opened, requestID: header.requestID).encoded,
                     OpenedBody(session: session.id, parameters: session.parameters, seed: session.seed).encoded]
         case .step(let step):
-            let session = try sessions.session(step.descriptor.session)
-            let outcome = try session.advance(step, workspace: workspace)
-            if session.isDone { sessions.end(session.id, .finished) }
-            return [Header(type: session.isDone ? .done : .stepTokens, requestID: header.requestID).encoded,
-                    outcome.summary.encoded, outcome.records, outcome.alternatives, outcome.json]
+            let (outcome, isDone) = try advance(step, workspace: workspace)
+            return [Header(type: isDone ? .done : .stepTokens, requestID: header.requestID).encoded] + outcome
+        case .batchStep(let steps):
+            // Each entry is a different session: they are decoded in parallel, each with its own
+            // scratch memory; a refused entry carries its ERROR body in place of its records.
+            let results = ResultSlots(count: steps.count)
+            DispatchQueue.concurrentPerform(iterations: steps.count) { index in
+                do throws(ProtocolError) {
+                    results.set(index, try advance(steps[index], workspace: Workspace()).frames)
+                } catch {
+                    results.set(index, [[], ErrorBody.encode(error), [], []])
+                }
+            }
+            return [Header(type: .batchTokens, requestID: header.requestID).encoded] + results.frames.flatMap { $0 }
         case .close(let id):
             let session = try sessions.session(id)
             sessions.end(id, .closed)
             return [Header(type: .closed, requestID: header.requestID).encoded, session.result.encoded]
         }
+    }
+
+    /// One session step: its four reply frames, and whether it ended the session.
+    private func advance(_ step: StepRequest, workspace: Workspace) throws(ProtocolError) -> (frames: [[UInt8]], isDone: Bool) {
+        let session = try sessions.session(step.descriptor.session)
+        let outcome = try session.advance(step, workspace: workspace)
+        if session.isDone { sessions.end(session.id, .finished) }
+        return ([outcome.summary.encoded, outcome.records, outcome.alternatives, outcome.json], session.isDone)
     }
 
     /// PROBABILITIES' frames: 8 bytes (u32 rows, u32 top_n), then rows × vocab f32 probabilities, or

@@ -179,6 +179,27 @@ struct SessionTests {
         #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
     }
 
+    @Test("a batched step of several sessions decodes what separate steps decode")
+    func batched() throws {
+        let daemon = try DaemonProcess(workers: 2)
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        let setups = [
+            parameters(.greedy),
+            parameters(.sample) { $0.seed = 3; $0.n = 2; $0.processors.minP = 0.05 },
+            parameters(.beam) { $0.beamWidth = 3; $0.numReturn = 2 },
+        ]
+        let single = try setups.map { try client.open($0) }
+        for session in single { _ = try session.run(model: { rows(for: $0, vocab: Self.vocab) }) }
+        let batched = try setups.map { try client.open($0) }
+        while batched.contains(where: { !$0.isDone }) {
+            let live = batched.filter { !$0.isDone }
+            for result in try client.batchStep(live.map { ($0, rows(for: $0, vocab: Self.vocab)) }) {
+                if case .failure(let error) = result { Issue.record("\(error)") }
+            }
+        }
+        #expect(single.map { $0.result?.sequences } == batched.map { $0.result?.sequences })
+    }
+
     @Test("bfloat16 and float16 steps decode what the engine decodes from the same bytes", arguments: [LogitDType.float16, .bfloat16])
     func halfPrecision(dtype: LogitDType) throws {
         let daemon = try DaemonProcess()

@@ -120,7 +120,7 @@ def test_pipelined_steps_are_decoded_in_order(make_daemon):
                 assert sock.poll(10000)
                 frames = sock.recv_multipart()
                 msg_type, request_id = frames[0][5], struct.unpack_from("<Q", frames[0], 8)[0]
-                assert msg_type in (STEP_TOKENS, 0x92), frames[1][4:]
+                assert msg_type in (STEP_TOKENS, 0x9F), frames[1][4:]
                 assert request_id == expected
                 token = struct.unpack_from("<I", frames[2], 4)[0]
                 assert token == expected % VOCAB
@@ -232,3 +232,40 @@ def test_recovery_after_a_daemon_restart_is_token_identical(make_daemon, paramet
         run(session)                    # UNKNOWN_SESSION → re-opened from history → continues
     assert session.result["sequences"] == reference.result["sequences"]
     assert session.sequences == reference.sequences
+
+
+BATCH_SETUPS = [
+    dict(strategy="greedy", max_new_tokens=9, eos_token_ids=[EOS]),
+    dict(strategy="sample", seed=11, n=2, top_k=10, max_new_tokens=9, eos_token_ids=[EOS]),
+    dict(strategy="beam", beam_width=3, num_return=2, max_new_tokens=9, eos_token_ids=[EOS]),
+    dict(strategy="sample", seed=12, temperature=0.7, max_new_tokens=6),
+]
+
+
+def test_batched_steps_decode_like_single_steps(make_daemon):
+    daemon = make_daemon(workers=2)
+    with Client(daemon.endpoint) as client:
+        single = [client.open(vocab_size=VOCAB, **setup) for setup in BATCH_SETUPS]
+        for session in single:
+            run(session)
+        batched = [client.open(vocab_size=VOCAB, **setup) for setup in BATCH_SETUPS]
+        while any(not s.done for s in batched):
+            live = [s for s in batched if not s.done]
+            for result in client.batch_step([(s, rows_for(s)) for s in live]):
+                assert not isinstance(result, LogitdError), result
+        for a, b in zip(single, batched):
+            assert a.result["sequences"] == b.result["sequences"]
+
+
+def test_a_refused_batch_entry_does_not_stop_the_others(daemon):
+    with Client(daemon.endpoint) as client:
+        good = client.open(vocab_size=VOCAB, max_new_tokens=5)
+        bad = client.open(vocab_size=VOCAB, max_new_tokens=5)
+        bad.next_step = 3
+        results = client.batch_step([(good, rows_for(good)), (bad, rows_for(bad))])
+        assert not isinstance(results[0], LogitdError)
+        assert results[0].tokens[0]["token"] == int(np.argmax(toy_logits([])))
+        assert isinstance(results[1], LogitdError) and results[1].name == "WRONG_STEP"
+        with pytest.raises(LogitdError) as twice:
+            client.batch_step([(good, rows_for(good)), (good, rows_for(good))])
+        assert twice.value.name == "BAD_DESCRIPTOR" and "twice" in twice.value.message
