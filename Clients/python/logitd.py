@@ -296,6 +296,17 @@ class Session:
             body = send()
         return self._apply(body)
 
+    def step_sparse(self, tokens: np.ndarray, logits: np.ndarray) -> StepResult:
+        """One step with rows given as candidates: `tokens` and `logits` of shape (rows, K); every
+        other token of a row is -inf. A model can send its top K instead of the whole vocabulary."""
+        tokens = np.atleast_2d(np.asarray(tokens))
+        logits = np.atleast_2d(np.asarray(logits, dtype="<f4"))
+        rows, k = tokens.shape
+        pairs = np.empty((rows, k), dtype=[("token", "<u4"), ("logit", "<f4")])
+        pairs["token"], pairs["logit"] = tokens, logits
+        descriptor = STEP_DESCRIPTOR.pack(self.id, self.next_step, 1, 1, 0, rows, k)
+        return self._apply(self.client.request(STEP, [descriptor, pairs.tobytes()], (STEP_TOKENS, DONE)))
+
     def _apply(self, body: list[bytes]) -> StepResult:
         """Reads one step's four reply frames and updates the session's state."""
         summary, records, alternatives, extra = body

@@ -8,6 +8,7 @@ public final class Workspace {
         case input = 1
         case pipelineBlocks = 2
         case inputBlocks = 3
+        case expandedRows = 4
     }
 
     private var buffers: [UnsafeMutableBufferPointer<Float>]
@@ -20,6 +21,28 @@ public final class Workspace {
     deinit {
         buffers.forEach { $0.deallocate() }
         candidates.deallocate()
+    }
+
+    /// Rows given as candidate pairs — per row `candidates` × (u32 token id, f32 logit),
+    /// little-endian — expanded to dense float32 rows of `vocab` with -inf everywhere else. Valid
+    /// until the next call. Throws when a token id is out of range or repeated within a row.
+    public func expandSparseRows(_ pairs: UnsafeRawBufferPointer, rows: Int, candidates: Int, vocab: Int) throws(SparseRowError) -> [LogitRow] {
+        precondition(pairs.count == rows * candidates * 8, "pairs must hold rows × candidates × 8 bytes")
+        let dense = scratch(count: rows * vocab, slot: .expandedRows)
+        dense.initialize(repeating: -.infinity)
+        for row in 0..<rows {
+            for candidate in 0..<candidates {
+                let at = (row * candidates + candidate) * 8
+                let token = Int(UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                let logit = Float(bitPattern: UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
+                guard token < vocab else { throw .tokenOutOfRange(row: row, token: token, vocab: vocab) }
+                guard dense[row * vocab + token] == -.infinity else { throw .repeatedToken(row: row, token: token) }
+                // A candidate given as -inf is no candidate: leave it masked.
+                dense[row * vocab + token] = logit
+            }
+        }
+        let base = UnsafeRawBufferPointer(dense)
+        return (0..<rows).map { LogitRow(bytes: UnsafeRawBufferPointer(rebasing: base[($0 * vocab * 4)..<(($0 + 1) * vocab * 4)]), dtype: .float32) }
     }
 
     /// Room for `count` candidates, valid until the next call: collection kernels write here so a
@@ -39,5 +62,18 @@ public final class Workspace {
             buffers[slot.rawValue] = .allocate(capacity: count)
         }
         return UnsafeMutableBufferPointer(rebasing: buffers[slot.rawValue][0..<count])
+    }
+}
+
+/// Why candidate pairs cannot be expanded into a row.
+public enum SparseRowError: Error, Equatable, Sendable, CustomStringConvertible {
+    case tokenOutOfRange(row: Int, token: Int, vocab: Int)
+    case repeatedToken(row: Int, token: Int)
+
+    public var description: String {
+        switch self {
+        case .tokenOutOfRange(let row, let token, let vocab): "row \(row): candidate token \(token) is outside the vocabulary (0..<\(vocab))"
+        case .repeatedToken(let row, let token): "row \(row): candidate token \(token) appears twice"
+        }
     }
 }

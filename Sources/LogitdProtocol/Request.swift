@@ -73,7 +73,10 @@ public enum Request: @unchecked Sendable {
         case .step:
             try expectFrames(3...3, "3 frames (header, step descriptor, logits)")
             let descriptor = try StepDescriptor.parse(frames[1], limits: limits)
-            try checkPayload(frames[2], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
+            guard frames[2].count == descriptor.payloadBytes else {
+                let shape = descriptor.sparse ? "\(descriptor.rows) rows × \(descriptor.vocab) pairs × 8 bytes" : "\(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype))"
+                throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[2].count) bytes; \(shape) is \(descriptor.payloadBytes)")
+            }
             return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2])))
         case .batchStep:
             try expectFrames(3...3, "3 frames (header, batch table, logits)")

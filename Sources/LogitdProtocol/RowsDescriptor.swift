@@ -14,6 +14,8 @@ public struct RowsDescriptor: Equatable, Sendable {
     public var dtype: LogitDType
     public var rows: Int
     public var vocab: Int
+    /// Layout 1 (STEP only): rows of (token, logit) pairs; `vocab` counts the pairs per row.
+    public var sparse = false
 
     public init(dtype: LogitDType, rows: Int, vocab: Int) {
         self.dtype = dtype
@@ -32,16 +34,21 @@ public struct RowsDescriptor: Equatable, Sendable {
         return bytes
     }
 
-    /// Parses a descriptor and checks its shape against `limits`.
-    public static func parse(_ frame: UnsafeRawBufferPointer, limits: ProtocolLimits) throws(ProtocolError) -> RowsDescriptor {
+    /// Parses a descriptor and checks its shape against `limits`. Layout 1 (sparse rows, float32
+    /// pairs) only where `allowSparse`.
+    public static func parse(_ frame: UnsafeRawBufferPointer, limits: ProtocolLimits, allowSparse: Bool = false) throws(ProtocolError) -> RowsDescriptor {
         guard frame.count == size else {
             throw ProtocolError(.badDescriptor, "the rows descriptor has \(frame.count) bytes; it must have \(size)")
         }
         guard let dtype = LogitDType(rawValue: frame[0]) else {
             throw ProtocolError(.badDescriptor, "unknown dtype code \(frame[0]); known: 1 (f32), 2 (f16), 3 (bf16)")
         }
-        guard frame[1] == 0 else {
-            throw ProtocolError(.badDescriptor, "unknown layout \(frame[1]); version 1 knows only 0 (dense rows)")
+        let sparse = frame[1] == 1 && allowSparse
+        guard frame[1] == 0 || sparse else {
+            throw ProtocolError(.badDescriptor, "unknown layout \(frame[1]); known: 0 (dense rows)\(allowSparse ? ", 1 (sparse rows)" : "")")
+        }
+        guard !sparse || dtype == .float32 else {
+            throw ProtocolError(.badDescriptor, "sparse rows carry float32 logits: dtype must be 1")
         }
         guard frame.littleEndian(at: 2, as: UInt16.self) == 0 else {
             throw ProtocolError(.badDescriptor, "the reserved bytes after the layout must be 0")
@@ -54,7 +61,9 @@ public struct RowsDescriptor: Equatable, Sendable {
         guard vocab > 0, vocab <= limits.maxVocab else {
             throw ProtocolError(.badShape, "vocab is \(vocab); it must be between 1 and \(limits.maxVocab)")
         }
-        return RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab)
+        var descriptor = RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab)
+        descriptor.sparse = sparse
+        return descriptor
     }
 }
 

@@ -23,24 +23,30 @@ public struct StepDescriptor: Equatable, Sendable {
     public var step: Int
     public var dtype: LogitDType
     public var rows: Int
+    /// Dense rows: elements per row. Sparse rows: candidate pairs per row.
     public var vocab: Int
+    /// Layout 1: each row is `vocab` pairs of (u32 token id, f32 logit), every other token -inf.
+    public var sparse: Bool
 
-    public init(session: UInt64, step: Int, dtype: LogitDType, rows: Int, vocab: Int) {
+    public init(session: UInt64, step: Int, dtype: LogitDType, rows: Int, vocab: Int, sparse: Bool = false) {
         self.session = session
         self.step = step
         self.dtype = dtype
         self.rows = rows
         self.vocab = vocab
+        self.sparse = sparse
     }
 
-    public var payloadBytes: Int { rows * vocab * dtype.byteWidth }
+    public var payloadBytes: Int { rows * vocab * (sparse ? 8 : dtype.byteWidth) }
 
     public var encoded: [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Self.size)
         bytes.appendLittleEndian(session)
         bytes.appendLittleEndian(UInt32(step))
-        return bytes + RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab).encoded
+        var shape = RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab).encoded
+        if sparse { shape[1] = 1 }
+        return bytes + shape
     }
 
     /// The session id of a STEP or CLOSE frame, if it is long enough: what the broker orders by.
@@ -52,8 +58,9 @@ public struct StepDescriptor: Equatable, Sendable {
         guard frame.count == size else {
             throw ProtocolError(.badDescriptor, "the step descriptor has \(frame.count) bytes; it must have \(size)")
         }
-        let shape = try RowsDescriptor.parse(UnsafeRawBufferPointer(rebasing: frame[12...]), limits: limits)
-        return StepDescriptor(session: frame.littleEndian(at: 0, as: UInt64.self), step: Int(frame.littleEndian(at: 8, as: UInt32.self)), dtype: shape.dtype, rows: shape.rows, vocab: shape.vocab)
+        let shape = try RowsDescriptor.parse(UnsafeRawBufferPointer(rebasing: frame[12...]), limits: limits, allowSparse: true)
+        return StepDescriptor(session: frame.littleEndian(at: 0, as: UInt64.self), step: Int(frame.littleEndian(at: 8, as: UInt32.self)),
+                              dtype: shape.dtype, rows: shape.rows, vocab: shape.vocab, sparse: shape.sparse)
     }
 }
 

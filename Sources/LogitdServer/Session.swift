@@ -68,11 +68,26 @@ final class Session {
         guard descriptor.step == step else {
             throw ProtocolError(.wrongStep, "session \(id) expects step \(step), got step \(descriptor.step)")
         }
-        guard descriptor.vocab == parameters.vocabSize else {
+        if descriptor.sparse {
+            guard descriptor.vocab <= parameters.vocabSize else {
+                throw ProtocolError(.badShape, "\(descriptor.vocab) candidates per row; session \(id) has vocab_size \(parameters.vocabSize)")
+            }
+        } else if descriptor.vocab != parameters.vocabSize {
             throw ProtocolError(.badShape, "vocab is \(descriptor.vocab); session \(id) was opened with vocab_size \(parameters.vocabSize)")
         }
         guard descriptor.rows == expectedRows else {
             throw ProtocolError(.wrongStep, "session \(id) has \(expectedRows) live \(parameters.strategy == .beam ? "beams" : "sequences"); the step has \(descriptor.rows) rows")
+        }
+        // Sparse rows become dense rows (-inf outside the candidates) in the workspace.
+        let rows: [LogitRow]
+        if descriptor.sparse {
+            do throws(SparseRowError) {
+                rows = try workspace.expandSparseRows(request.logits, rows: descriptor.rows, candidates: descriptor.vocab, vocab: parameters.vocabSize)
+            } catch {
+                throw ProtocolError(.invalidLogits, "\(error)")
+            }
+        } else {
+            rows = (0..<descriptor.rows).map(request.row)
         }
         switch state {
         case .sequences(let selector, var histories, var finished, var logprobSums):
@@ -81,7 +96,7 @@ final class Session {
             var row = 0
             for sequence in finished.indices where finished[sequence] == nil {
                 do throws(LogitRowError) {
-                    let (choice, others) = try selector.choose(from: request.row(row), history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
+                    let (choice, others) = try selector.choose(from: rows[row], history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
                     histories[sequence].generated.append(choice.token)
                     logprobSums[sequence] += Double(choice.logprob)
                     finished[sequence] = parameters.stopConditions.finishReason(histories[sequence].generated)
@@ -98,7 +113,6 @@ final class Session {
             let summary = StepSummary(session: id, step: step - 1, records: tokens.count, stablePrefixLength: 0, kind: .sequences, isDone: isDone, alternatives: parameters.logprobs)
             return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: isDone ? result.encoded : [])
         case .beam(var search, let pipeline):
-            let rows = (0..<descriptor.rows).map(request.row)
             let beamStep: BeamStep
             do throws(BeamSearchError) {
                 beamStep = try search.advance(rows: rows, pipeline: pipeline, workspace: workspace)

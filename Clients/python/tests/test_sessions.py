@@ -269,3 +269,41 @@ def test_a_refused_batch_entry_does_not_stop_the_others(daemon):
         with pytest.raises(LogitdError) as twice:
             client.batch_step([(good, rows_for(good)), (good, rows_for(good))])
         assert twice.value.name == "BAD_DESCRIPTOR" and "twice" in twice.value.message
+
+
+@pytest.mark.parametrize("setup", BATCH_SETUPS[:3], ids=["greedy", "sample", "beam"])
+def test_sparse_rows_equal_dense_rows_masked_outside_the_candidates(daemon, setup):
+    k = 12
+
+    def top_k(logits: np.ndarray):
+        order = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+        return order, np.take_along_axis(logits, order, axis=1)
+
+    def masked(logits: np.ndarray) -> np.ndarray:
+        tokens, values = top_k(logits)
+        dense = np.full_like(logits, -np.inf)
+        np.put_along_axis(dense, tokens, values, axis=1)
+        return dense
+
+    with Client(daemon.endpoint) as client:
+        dense = client.open(vocab_size=VOCAB, **setup)
+        sparse = client.open(vocab_size=VOCAB, **setup)
+        while not dense.done:
+            dense.step(masked(rows_for(dense)))
+            tokens, values = top_k(rows_for(sparse))
+            sparse.step_sparse(tokens, values)
+        assert sparse.done
+        assert sparse.result["sequences"] == dense.result["sequences"]
+
+
+def test_bad_sparse_rows_are_refused(daemon):
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB)
+        with pytest.raises(LogitdError) as out_of_range:
+            session.step_sparse(np.array([[1, VOCAB]]), np.array([[0.5, 1.0]]))
+        assert out_of_range.value.name == "INVALID_LOGITS" and "outside the vocabulary" in out_of_range.value.message
+        with pytest.raises(LogitdError) as repeated:
+            session.step_sparse(np.array([[3, 3]]), np.array([[0.5, 1.0]]))
+        assert repeated.value.name == "INVALID_LOGITS" and "twice" in repeated.value.message
+        event = session.step_sparse(np.array([[7, 3]]), np.array([[0.5, 1.0]]))
+        assert event.tokens[0]["token"] == 3
