@@ -22,6 +22,7 @@ final class Broker {
 
     static let backendEndpoint = "inproc://logitd-workers"
     static let controlEndpoint = "inproc://logitd-control"
+    static let tapEndpoint = "inproc://logitd-tap"
     static let stop: [UInt8] = Array("STOP".utf8)
 
     private let config: DaemonConfig
@@ -29,6 +30,9 @@ final class Broker {
     private let frontend: Socket
     private let backend: Socket
     private let control: Socket
+    /// Token tap: workers push events here, the broker publishes them.
+    private let tapIn: Socket?
+    private let tapOut: Socket?
     private var readyWorkers: [[UInt8]] = []
     private var busyWorkers: Set<[UInt8]> = []
     private var state = State.running
@@ -68,6 +72,19 @@ final class Broker {
         control = try context.socket(.pull)
         try control.setLinger(.zero)
         try control.bind(Self.controlEndpoint)
+        if let tap = config.tokenTap {
+            let publisher = try context.socket(.publisher)
+            try publisher.setLinger(.zero)
+            try publisher.bind(tap)
+            let events = try context.socket(.pull)
+            try events.setLinger(.zero)
+            try events.bind(Self.tapEndpoint)
+            tapOut = publisher
+            tapIn = events
+        } else {
+            tapOut = nil
+            tapIn = nil
+        }
     }
 
     /// Moves frames until a stop request has been drained, then tells every worker to stop.
@@ -76,6 +93,7 @@ final class Broker {
         let frontendIndex = poller.register(frontend)
         let backendIndex = poller.register(backend)
         let controlIndex = poller.register(control)
+        let tapIndex = tapIn.map { poller.register($0) }
         while true {
             // Expired sessions are swept once a second, so their memory goes even when no client comes.
             var timeout: Duration? = .seconds(1)
@@ -111,6 +129,12 @@ final class Broker {
             if state == .running && poller.events(at: frontendIndex).contains(.readable) {
                 try dispatchRequest()
             }
+            if let tapIndex, let tapIn, let tapOut, poller.events(at: tapIndex).contains(.readable) {
+                // Publishing never blocks: a subscriber that falls behind loses events.
+                while let event = try? tapIn.receiveMultipart(flags: .dontWait) {
+                    try? tapOut.send(multipart: event, flags: .dontWait)
+                }
+            }
             if poller.events(at: controlIndex).contains(.readable) {
                 _ = try control.receiveMultipart()
                 if state == .running {
@@ -130,6 +154,8 @@ final class Broker {
         frontend.close()
         backend.close()
         control.close()
+        tapIn?.close()
+        tapOut?.close()
     }
 
     /// A worker answered: pass its reply to the client and mark the worker ready again; if the

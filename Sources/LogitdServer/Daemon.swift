@@ -30,7 +30,8 @@ public final class Daemon: Sendable {
         let broker = try Broker(context: context, config: config, sessions: handler.sessions, logger: logger)
         let workersDone = DispatchGroup()
         for index in 0..<workerCount {
-            let worker = Worker(index: index, context: context, backendEndpoint: Broker.backendEndpoint, handler: handler, logger: logger)
+            let worker = Worker(index: index, context: context, backendEndpoint: Broker.backendEndpoint,
+                                tapEndpoint: config.tokenTap == nil ? nil : Broker.tapEndpoint, handler: handler, logger: logger)
             workersDone.enter()
             let thread = Thread {
                 worker.run()

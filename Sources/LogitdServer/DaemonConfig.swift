@@ -10,6 +10,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var binds: [String] = ["tcp://127.0.0.1:5555"]
     /// Decoding worker threads; 0 means one per CPU core.
     public var workers: Int = 0
+    /// Where every chosen token is published (a ZeroMQ PUB socket), or nil for no token tap.
+    public var tokenTap: String?
     public var logLevel: Logger.Level = .info
     /// How long requests in flight may take to finish after SIGINT/SIGTERM.
     public var shutdownGrace: Duration = .milliseconds(5000)
@@ -68,6 +70,9 @@ extension DaemonConfig {
             switch (section, key) {
             case ("server", "bind"): config.binds = try reader.strings(value, "server.bind")
             case ("server", "workers"): config.workers = try reader.integer(value, "server.workers", in: 0...1024)
+            case ("server", "token_tap"):
+                guard let endpoint = value.string else { throw ConfigError("\(source): server.token_tap must be a string") }
+                config.tokenTap = endpoint.isEmpty ? nil : endpoint
             case ("server", "log_level"): config.logLevel = try reader.logLevel(value, "server.log_level")
             case ("server", "shutdown_grace_ms"):
                 config.shutdownGrace = .milliseconds(try reader.integer(value, "server.shutdown_grace_ms", in: 0...3_600_000))
@@ -98,6 +103,9 @@ extension DaemonConfig {
             throw ConfigError("server.bind: \"\(endpoint)\" is not a tcp://, ipc:// or inproc:// endpoint")
         }
         if workers < 0 { throw ConfigError("server.workers must be 0 (one per core) or more") }
+        if let tokenTap, !(tokenTap.hasPrefix("tcp://") || tokenTap.hasPrefix("ipc://") || tokenTap.hasPrefix("inproc://")) {
+            throw ConfigError("server.token_tap: \"\(tokenTap)\" is not a tcp://, ipc:// or inproc:// endpoint")
+        }
     }
 }
 

@@ -12,6 +12,8 @@ struct Worker: Sendable {
     let index: Int
     let context: Context
     let backendEndpoint: String
+    /// Where to push token-tap events, or nil when the tap is off.
+    let tapEndpoint: String?
     let handler: RequestHandler
     let logger: Logger
 
@@ -22,6 +24,13 @@ struct Worker: Sendable {
             try socket.setLinger(.zero)
             try socket.connect(backendEndpoint)
             try socket.send(Self.ready)
+            let tap = try tapEndpoint.map { (endpoint) throws(ZMQError) -> Socket in
+                let push = try context.socket(.push)
+                try push.setLinger(.zero)
+                try push.connect(endpoint)
+                return push
+            }
+            defer { tap?.close() }
             let workspace = Workspace()
             while true {
                 let frames = try socket.receiveMultipart()
@@ -37,11 +46,23 @@ struct Worker: Sendable {
                     try socket.send(frame, flags: .more)
                 }
                 try socket.send(multipart: try reply.frames.map { (bytes) throws(ZMQError) in try Message(bytes) })
+                if let tap { Self.publish(reply.frames, to: tap) }
             }
         } catch {
             if !error.isContextTerminated {
                 logger.critical("worker \(index) stopped: \(error)")
             }
+        }
+    }
+
+    /// Token tap: for every session step in a reply, [session id (8 bytes), step summary, records].
+    /// Never blocks; events the broker cannot take are dropped.
+    static func publish(_ frames: [[UInt8]], to tap: Socket) {
+        guard let first = frames.first, first.count == Header.size,
+              let type = MessageType(rawValue: first[5]), [.stepTokens, .done, .batchTokens].contains(type) else { return }
+        for entry in stride(from: 1, to: frames.count - 3, by: 4) where frames[entry].count == StepSummary.size {
+            let summary = frames[entry]
+            try? tap.send(multipart: [try Message(summary.prefix(8)), try Message(summary), try Message(frames[entry + 1])], flags: .dontWait)
         }
     }
 

@@ -29,12 +29,16 @@ struct Serve: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. Overrides server.log_level.")
     var logLevel: String?
 
+    @Option(help: "PUB endpoint publishing every chosen token under its session id. Overrides server.token_tap.")
+    var tokenTap: String?
+
     func run() throws {
         var settings = DaemonConfig()
         do {
             if let config { settings = try DaemonConfig.load(path: config) }
             if !bind.isEmpty { settings.binds = bind }
             if let workers { settings.workers = workers }
+            if let tokenTap { settings.tokenTap = tokenTap }
             if let logLevel {
                 guard let level = Logger.Level(rawValue: logLevel) else {
                     throw ConfigError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -307,3 +307,28 @@ def test_bad_sparse_rows_are_refused(daemon):
         assert repeated.value.name == "INVALID_LOGITS" and "twice" in repeated.value.message
         event = session.step_sparse(np.array([[7, 3]]), np.array([[0.5, 1.0]]))
         assert event.tokens[0]["token"] == 3
+
+
+def test_token_tap_publishes_every_step(make_daemon):
+    from conftest import unique_endpoint
+    tap_endpoint = unique_endpoint("ipc")
+    daemon = make_daemon(extra=["--token-tap", tap_endpoint])
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, strategy="sample", seed=9, n=2, max_new_tokens=8)
+        follower = zmq.Context.instance().socket(zmq.SUB)
+        follower.setsockopt(zmq.LINGER, 0)
+        follower.setsockopt(zmq.SUBSCRIBE, struct.pack("<Q", session.id))
+        follower.connect(tap_endpoint)
+        other = client.open(vocab_size=VOCAB, max_new_tokens=3)  # not subscribed to
+        # A subscription takes a moment to reach the publisher (ZeroMQ's slow joiner).
+        time.sleep(0.3)
+        run(other)
+        run(session)
+        seen: dict[int, list[int]] = {0: [], 1: []}
+        while follower.poll(1000):
+            session_id, summary, records = follower.recv_multipart()
+            assert struct.unpack("<Q", session_id)[0] == session.id
+            for record in np.frombuffer(records, dtype=[("sequence", "<u4"), ("token", "<u4"), ("logprob", "<f4"), ("finish", "u1"), ("pad", "V3")]):
+                seen[int(record["sequence"])].append(int(record["token"]))
+        follower.close()
+    assert seen == {0: session.sequences[0], 1: session.sequences[1]}
