@@ -209,3 +209,34 @@ extension LogitdClient {
         return (opened.session, opened.seed, opened.step)
     }
 }
+
+/// A session's steps as an async sequence: `for try await event in session.stream(model: …)`.
+/// Each iteration asks `model` for the next step's rows (float32, one per live sequence or beam),
+/// sends them and yields the event; the sequence ends when the session is done.
+public struct StepEvents: AsyncSequence {
+    public typealias Element = StepEvent
+
+    let session: LogitdSession
+    let model: (LogitdSession) throws -> [Float]
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let session: LogitdSession
+        let model: (LogitdSession) throws -> [Float]
+
+        public mutating func next() async throws -> StepEvent? {
+            guard !session.isDone else { return nil }
+            return try session.step(try model(session))
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(session: session, model: model)
+    }
+}
+
+extension LogitdSession {
+    /// The session's steps as an async sequence; see `StepEvents`.
+    public func stream(model: @escaping (LogitdSession) throws -> [Float]) -> StepEvents {
+        StepEvents(session: self, model: model)
+    }
+}

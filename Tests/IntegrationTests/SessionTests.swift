@@ -200,6 +200,21 @@ struct SessionTests {
         #expect(single.map { $0.result?.sequences } == batched.map { $0.result?.sequences })
     }
 
+    @Test("for try await over a session's stream yields every step until DONE")
+    func stream() async throws {
+        let daemon = try DaemonProcess()
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        let session = try client.open(parameters(.sample) { $0.seed = 8 })
+        var tokens: [Int] = []
+        var sawDone = false
+        for try await event in session.stream(model: { rows(for: $0, vocab: Self.vocab) }) {
+            tokens += event.tokens.map(\.token)
+            sawDone = event.isDone
+        }
+        #expect(sawDone)
+        #expect(tokens == (try inProcess(session.parameters, seed: 8))[0].map(\.token))
+    }
+
     @Test("bfloat16 and float16 steps decode what the engine decodes from the same bytes", arguments: [LogitDType.float16, .bfloat16])
     func halfPrecision(dtype: LogitDType) throws {
         let daemon = try DaemonProcess()
