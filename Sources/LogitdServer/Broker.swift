@@ -2,6 +2,19 @@ import Logging
 import LogitdProtocol
 import ZeroMQ
 
+#if os(Linux)
+/// glibc's `int malloc_trim(size_t pad)`, which the Glibc module does not export (it lives in
+/// <malloc.h>).
+@_silgen_name("malloc_trim")
+private func mallocTrim(_ pad: Int) -> Int32
+
+/// Hands memory freed by closed sessions back to the system: glibc's allocator otherwise keeps it,
+/// and the daemon's resident size would stay at its high-water mark.
+private func releaseFreedMemory() { _ = mallocTrim(0) }
+#else
+private func releaseFreedMemory() {}
+#endif
+
 /// The load-balancing broker of the zguide: clients' requests arrive on a ROUTER frontend and go to
 /// the least recently ready worker over an inproc ROUTER backend; each reply goes back to exactly the
 /// client that sent the request. The broker only moves frames (zero-copy); workers do the decoding.
@@ -99,6 +112,7 @@ final class Broker {
             var timeout: Duration? = .seconds(1)
             if ContinuousClock.now - lastSweep >= .seconds(1) {
                 sessions.sweep()
+                if sessions.shouldReleaseMemory() { releaseFreedMemory() }
                 lastSweep = .now
             }
             if case .draining(let deadline, var lastArrival) = state {

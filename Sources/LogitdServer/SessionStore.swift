@@ -18,6 +18,8 @@ final class SessionStore: @unchecked Sendable {
     private var endedOrder: [UInt64] = []
     private static let endedMemory = 65_536
     private var generator = SystemRandomNumberGenerator()
+    /// The most sessions open since memory was last handed back to the system.
+    private var highWater = 0
 
     init(ttl: Duration, maxSessions: Int) {
         self.ttl = ttl
@@ -45,6 +47,7 @@ final class SessionStore: @unchecked Sendable {
             repeat { id = generator.next() & 0x7FFF_FFFF_FFFF_FFFF } while id == 0 || sessions[id] != nil || ended[id] != nil
             let session = Session(id: id, parameters: resolved, seed: seed, now: now)
             sessions[id] = session
+            highWater = max(highWater, sessions.count)
             return .success(session)
         }
         return try result.get()
@@ -79,6 +82,16 @@ final class SessionStore: @unchecked Sendable {
     /// Drops every session idle for longer than the TTL.
     func sweep(now: ContinuousClock.Instant = .now) {
         lock.withLock { sweepLocked(now: now) }
+    }
+
+    /// Whether enough sessions ended since the last call that their memory is worth handing back
+    /// to the system (the allocator keeps freed memory for reuse otherwise).
+    func shouldReleaseMemory() -> Bool {
+        lock.withLock {
+            guard highWater >= 64, sessions.count <= highWater / 2 else { return false }
+            highWater = sessions.count
+            return true
+        }
     }
 
     private func sweepLocked(now: ContinuousClock.Instant) {

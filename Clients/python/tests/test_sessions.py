@@ -332,3 +332,34 @@ def test_token_tap_publishes_every_step(make_daemon):
                 seen[int(record["sequence"])].append(int(record["token"]))
         follower.close()
     assert seen == {0: session.sequences[0], 1: session.sequences[1]}
+
+
+def resident_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("ending", ["close", "expire"])
+def test_memory_returns_to_baseline_after_sessions_end(make_daemon, tmp_path, ending):
+    config = tmp_path / "ttl.toml"
+    # Long enough to open them all first; closing them all takes a while too.
+    config.write_text(f"[sessions]\nttl_ms = {60000 if ending == 'close' else 3000}\n")
+    daemon = make_daemon(extra=["--config", str(config)])
+    pid = daemon.process.pid
+    with Client(daemon.endpoint) as client:
+        client.open(vocab_size=VOCAB).close()
+        baseline = resident_mb(pid)
+        prompt = list(range(VOCAB)) * 40  # 2,000 tokens of state per session
+        sessions = [client.open(vocab_size=VOCAB, prompt_token_ids=prompt) for _ in range(2000)]
+        peak = resident_mb(pid)
+        assert peak > baseline + 10, "the sessions take memory while open"
+        if ending == "close":
+            for session in sessions:
+                session.close()
+        deadline = time.monotonic() + 10
+        while resident_mb(pid) > baseline + 8 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert resident_mb(pid) <= baseline + 8, f"baseline {baseline:.1f} MB, peak {peak:.1f} MB, now {resident_mb(pid):.1f} MB"
+        assert client.open(vocab_size=VOCAB)  # and the daemon serves on
