@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "logitd-bench",
             dependencies: [
-                "Decoding",
+                "Decoding", "ZeroMQ", "LogitdProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
