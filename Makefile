@@ -13,7 +13,7 @@ SWIFT_BUILD := $(SWIFT) build -c release $(SWIFT_CPU_FLAGS)
 # Run apt-get through sudo when not root (CI and these machines run as root).
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test test-swift test-python demo bench-kernels clean
+.PHONY: all deps build test test-swift test-python demo bench bench-kernels clean
 
 all: build
 
@@ -51,6 +51,15 @@ demo: build
 # Kernel timings, each beside a plain pass over the same row in the same run (see README).
 bench-kernels: build
 	$(BUILD_DIR)/logitd-bench kernels
+
+# Every benchmark, as JSON lines, a markdown report and plots under docs/bench/ (matplotlib is
+# installed when missing). The end-to-end part takes several minutes.
+bench: build
+	@$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PYTHON) -m pip install -q matplotlib \
+		|| $(PYTHON) -m pip install -q --break-system-packages matplotlib
+	$(BUILD_DIR)/logitd-bench kernels --json > docs/bench/kernels.jsonl
+	$(BUILD_DIR)/logitd-bench e2e --json > docs/bench/e2e.jsonl
+	$(PYTHON) docs/bench/render.py docs/bench
 
 clean:
 	rm -rf .build

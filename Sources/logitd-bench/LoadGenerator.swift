@@ -173,8 +173,9 @@ private struct ClientJob: Sendable {
         func next() -> Float {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             // The sum of three uniforms: bell-shaped, σ ≈ 3 after scaling.
-            let u = (0..<3).map { shift in Float((state >> (UInt64(shift) * 21)) & 0x1F_FFFF) / Float(0x1F_FFFF) }
-            return (u[0] + u[1] + u[2] - 1.5) * 6
+            let scale = 1 / Float(0x1F_FFFF)
+            let sum = Float(state & 0x1F_FFFF) + Float((state >> 21) & 0x1F_FFFF) + Float((state >> 42) & 0x1F_FFFF)
+            return (sum * scale - 1.5) * 6
         }
         var bytes: [UInt8] = []
         if case .sparse(let candidates) = benchCase.kind {
