@@ -53,10 +53,37 @@ public struct LogitsPipeline: Sendable {
         return set
     }
 
-    private func warp(_ set: CandidateSet, _ stage: ProcessorKind, summary: RowSummary, workspace: Workspace) -> CandidateSet {
+    /// Runs the chain on a row given as candidates (every other token -inf), without ever
+    /// building the dense row: the result equals that of the dense row. `candidates` must hold
+    /// distinct tokens; they are validated here (no NaN or +inf, not all -inf).
+    public func candidates(forSparse candidates: [Candidate], history: TokenHistory, sampling: Bool) throws(LogitRowError) -> CandidateSet {
+        guard !candidates.isEmpty else { throw .empty }
+        for candidate in candidates {
+            if candidate.logit.isNaN { throw .notANumber(index: Int(candidate.token)) }
+            if candidate.logit == .infinity { throw .positiveInfinity(index: Int(candidate.token)) }
+        }
+        var list = candidates.filter { $0.logit > -.infinity }.sorted { $0.token < $1.token }
+        guard !list.isEmpty else { throw .allMasked }
+        for stage in sampling ? stages : edits {
+            if stage.isWarper {
+                guard case .sparse(let warped) = warp(.sparse(list), stage, summary: nil, workspace: nil) else { continue }
+                list = warped
+            } else {
+                var target = SparseEdits(candidates: list)
+                settings.applyEdit(stage, to: &target, history: history)
+                list = target.candidates
+            }
+            if list.isEmpty { throw .noCandidates }
+        }
+        return .sparse(list)
+    }
+
+    /// `summary` and `workspace` are needed for dense sets only.
+    private func warp(_ set: CandidateSet, _ stage: ProcessorKind, summary: RowSummary?, workspace: Workspace?) -> CandidateSet {
         let minKeep = settings.minTokensToKeep
         switch set {
         case .dense(let row, let scale):
+            guard let summary, let workspace else { preconditionFailure("a dense set needs its row summary and a workspace") }
             switch stage {
             case .temperature: return .dense(row, scale: scale / settings.temperature)
             case .topK: return .sparse(Warpers.topK(row, summary: summary, scale: scale, k: max(settings.topK, minKeep), workspace: workspace))

@@ -86,6 +86,13 @@ public struct TokenSelector: Sendable {
         try choose(from: row, history: history, sequence: sequence, step: step, alternatives: 0, workspace: workspace).choice
     }
 
+    /// The same for a row given as distinct candidates (every other token -inf).
+    public func choose(fromSparse candidates: [Candidate], history: TokenHistory, sequence: Int, step: Int, alternatives: Int, workspace: Workspace) throws(LogitRowError) -> (choice: TokenChoice, alternatives: [TokenChoice]) {
+        let set = try pipeline.candidates(forSparse: candidates, history: history, sampling: generator != nil)
+        let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
+        return (choice, Sampler.alternatives(alternatives, of: set, workspace: workspace))
+    }
+
     /// The same, with the `alternatives` most likely tokens of the distribution it chose from.
     public func choose(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, alternatives: Int, workspace: Workspace) throws(LogitRowError) -> (choice: TokenChoice, alternatives: [TokenChoice]) {
         let set = try pipeline.candidates(for: row, history: history, sampling: generator != nil, workspace: workspace)

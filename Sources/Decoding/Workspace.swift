@@ -45,6 +45,23 @@ public final class Workspace {
         return (0..<rows).map { LogitRow(bytes: UnsafeRawBufferPointer(rebasing: base[($0 * vocab * 4)..<(($0 + 1) * vocab * 4)]), dtype: .float32) }
     }
 
+    /// Candidate pairs of one row — `candidates` × (u32 token id, f32 logit), little-endian —
+    /// checked for range and repeats, in the order given.
+    public static func sparseCandidates(_ pairs: UnsafeRawBufferPointer, row: Int, candidates: Int, vocab: Int) throws(SparseRowError) -> [Candidate] {
+        var seen = Set<Int>(minimumCapacity: candidates)
+        var list: [Candidate] = []
+        list.reserveCapacity(candidates)
+        for candidate in 0..<candidates {
+            let at = (row * candidates + candidate) * 8
+            let token = Int(UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            let logit = Float(bitPattern: UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
+            guard token < vocab else { throw .tokenOutOfRange(row: row, token: token, vocab: vocab) }
+            guard seen.insert(token).inserted else { throw .repeatedToken(row: row, token: token) }
+            list.append(Candidate(token: token, logit: logit))
+        }
+        return list
+    }
+
     /// Room for `count` candidates, valid until the next call: collection kernels write here so a
     /// large head does not cost a fresh allocation (and its page faults) on every row.
     func candidateScratch(count: Int) -> UnsafeMutableBufferPointer<Candidate> {

@@ -78,14 +78,17 @@ final class Session {
         guard descriptor.rows == expectedRows else {
             throw ProtocolError(.wrongStep, "session \(id) has \(expectedRows) live \(parameters.strategy == .beam ? "beams" : "sequences"); the step has \(descriptor.rows) rows")
         }
-        // Sparse rows become dense rows (-inf outside the candidates) in the workspace.
+        // Sparse rows: greedy and sampling decode the candidates directly; beam search expands them
+        // to dense rows (-inf outside the candidates) in the workspace.
         let rows: [LogitRow]
-        if descriptor.sparse {
+        if descriptor.sparse && parameters.strategy == .beam {
             do throws(SparseRowError) {
                 rows = try workspace.expandSparseRows(request.logits, rows: descriptor.rows, candidates: descriptor.vocab, vocab: parameters.vocabSize)
             } catch {
                 throw ProtocolError(.invalidLogits, "\(error)")
             }
+        } else if descriptor.sparse {
+            rows = []
         } else {
             rows = (0..<descriptor.rows).map(request.row)
         }
@@ -95,8 +98,21 @@ final class Session {
             var alternatives: [[TokenChoice]] = []
             var row = 0
             for sequence in finished.indices where finished[sequence] == nil {
+                var sparseCandidates: [Candidate]?
+                if descriptor.sparse {
+                    do throws(SparseRowError) {
+                        sparseCandidates = try Workspace.sparseCandidates(request.logits, row: row, candidates: descriptor.vocab, vocab: parameters.vocabSize)
+                    } catch {
+                        throw ProtocolError(.invalidLogits, "\(error)")
+                    }
+                }
                 do throws(LogitRowError) {
-                    let (choice, others) = try selector.choose(from: rows[row], history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
+                    let (choice, others): (TokenChoice, [TokenChoice])
+                    if let sparseCandidates {
+                        (choice, others) = try selector.choose(fromSparse: sparseCandidates, history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
+                    } else {
+                        (choice, others) = try selector.choose(from: rows[row], history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
+                    }
                     histories[sequence].generated.append(choice.token)
                     logprobSums[sequence] += Double(choice.logprob)
                     finished[sequence] = parameters.stopConditions.finishReason(histories[sequence].generated)

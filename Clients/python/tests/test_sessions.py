@@ -293,7 +293,11 @@ def test_sparse_rows_equal_dense_rows_masked_outside_the_candidates(daemon, setu
             tokens, values = top_k(rows_for(sparse))
             sparse.step_sparse(tokens, values)
         assert sparse.done
-        assert sparse.result["sequences"] == dense.result["sequences"]
+        # The same tokens; greedy and sampling decode the candidates without building the dense row,
+        # so log-probabilities agree to float32 precision rather than bit for bit.
+        for a, b in zip(sparse.result["sequences"], dense.result["sequences"]):
+            assert (a["tokens"], a["finish_reason"]) == (b["tokens"], b["finish_reason"])
+            assert a["logprob_sum"] == pytest.approx(b["logprob_sum"], rel=1e-5)
 
 
 def test_bad_sparse_rows_are_refused(daemon):
