@@ -46,9 +46,8 @@ public final class Workspace {
     }
 
     /// Candidate pairs of one row — `candidates` × (u32 token id, f32 logit), little-endian —
-    /// checked for range and repeats, in the order given.
+    /// checked for range and repeats, in ascending token order.
     public static func sparseCandidates(_ pairs: UnsafeRawBufferPointer, row: Int, candidates: Int, vocab: Int) throws(SparseRowError) -> [Candidate] {
-        var seen = Set<Int>(minimumCapacity: candidates)
         var list: [Candidate] = []
         list.reserveCapacity(candidates)
         for candidate in 0..<candidates {
@@ -56,8 +55,12 @@ public final class Workspace {
             let token = Int(UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
             let logit = Float(bitPattern: UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
             guard token < vocab else { throw .tokenOutOfRange(row: row, token: token, vocab: vocab) }
-            guard seen.insert(token).inserted else { throw .repeatedToken(row: row, token: token) }
             list.append(Candidate(token: token, logit: logit))
+        }
+        // Sorting finds repeats next to each other, cheaper than hashing every token.
+        list.sort { $0.token < $1.token }
+        for index in list.indices.dropFirst() where list[index].token == list[index - 1].token {
+            throw .repeatedToken(row: row, token: Int(list[index].token))
         }
         return list
     }
