@@ -31,10 +31,10 @@ struct E2ECommand: ParsableCommand {
         let directory = NSTemporaryDirectory() + "logitd-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let tcpDaemon = freePort(), tcpEcho = freePort()
+        let context = try Context()
         let endpoints = [
             "ipc": (daemon: "ipc://\(directory)/daemon.sock", echo: "ipc://\(directory)/echo.sock"),
-            "tcp": (daemon: "tcp://127.0.0.1:\(tcpDaemon)", echo: "tcp://127.0.0.1:\(tcpEcho)"),
+            "tcp": (daemon: try freeTCPEndpoint(context), echo: try freeTCPEndpoint(context)),
         ]
         let executable = URL(fileURLWithPath: CommandLine.arguments[0])
         let daemonBinary = executable.deletingLastPathComponent().appendingPathComponent("logitd").path
@@ -45,7 +45,6 @@ struct E2ECommand: ParsableCommand {
             daemon.stop()
             echo.stop()
         }
-        let context = try Context()
         if !json {
             print("daemon: \(workers) worker(s); \(ProcessInfo.processInfo.activeProcessorCount) cores; \(duration) s per measurement")
             print("case                                frames/s   echo f/s  ratio    rows/s   p50 us   p99 us  echo p50  cpu us/f  rss MB")
@@ -75,18 +74,12 @@ struct E2ECommand: ParsableCommand {
         FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
     }
 
-    private func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(fd, $0, length) }
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
+    /// A tcp endpoint that is free right now: libzmq picks the port of a wildcard bind.
+    private func freeTCPEndpoint(_ context: Context) throws -> String {
+        let probe = try context.socket(.router)
+        defer { probe.close() }
+        try probe.bind("tcp://127.0.0.1:*")
+        return try probe.lastEndpoint()
     }
 }
 
