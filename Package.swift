@@ -52,6 +52,12 @@ let package = Package(
         ),
         // Free ports and unique endpoints, shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // The translation demo's model and metrics (Demos/Translation).
+        .target(
+            name: "TranslationModel",
+            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            path: "Demos/Translation/Model"
+        ),
         .executableTarget(
             name: "model-loop",
             dependencies: ["LogitdClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -67,6 +73,7 @@ let package = Package(
         .testTarget(name: "DecodingTests", dependencies: ["Decoding"]),
         .testTarget(name: "LogitdProtocolTests", dependencies: ["LogitdProtocol"]),
         .testTarget(name: "LogitdServerTests", dependencies: ["LogitdServer"]),
+        .testTarget(name: "TranslationTests", dependencies: ["TranslationModel"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["LogitdClient", "LogitdProtocol", "Decoding", "ZeroMQ", "TestSupport"]
