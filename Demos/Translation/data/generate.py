@@ -1,0 +1,147 @@
+"""Writes the translation demo's data: lexicon.tsv, corpus.txt (the Spanish text the language model
+learns from) and test.tsv (held-out English → Spanish pairs). Deterministic; run it again after
+changing the grammar below:
+
+    python3 Demos/Translation/data/generate.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+import random
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+# English noun → (Spanish singular, Spanish plural, gender), with the English plural.
+NOUNS = {
+    "cat": ("cats", "gato", "gatos", "m"), "dog": ("dogs", "perro", "perros", "m"),
+    "house": ("houses", "casa", "casas", "f"), "car": ("cars", "coche", "coches", "m"),
+    "table": ("tables", "mesa", "mesas", "f"), "book": ("books", "libro", "libros", "m"),
+    "window": ("windows", "ventana", "ventanas", "f"), "girl": ("girls", "niña", "niñas", "f"),
+    "boy": ("boys", "niño", "niños", "m"), "city": ("cities", "ciudad", "ciudades", "f"),
+    "river": ("rivers", "río", "ríos", "m"), "woman": ("women", "mujer", "mujeres", "f"),
+    "man": ("men", "hombre", "hombres", "m"), "tree": ("trees", "árbol", "árboles", "m"),
+    "flower": ("flowers", "flor", "flores", "f"), "bird": ("birds", "pájaro", "pájaros", "m"),
+    "door": ("doors", "puerta", "puertas", "f"), "letter": ("letters", "carta", "cartas", "f"),
+    "garden": ("gardens", "jardín", "jardines", "m"), "street": ("streets", "calle", "calles", "f"),
+}
+# Words with two senses: the language model has to tell them apart from their neighbours.
+AMBIGUOUS = {
+    "bank": [("banco", "bancos", "m", "city"), ("orilla", "orillas", "f", "river")],
+    "glass": [("vaso", "vasos", "m", "table"), ("cristal", "cristales", "m", "window")],
+}
+# English adjective → Spanish forms (m sg, f sg, m pl, f pl).
+ADJECTIVES = {
+    "black": ("negro", "negra", "negros", "negras"), "white": ("blanco", "blanca", "blancos", "blancas"),
+    "red": ("rojo", "roja", "rojos", "rojas"), "small": ("pequeño", "pequeña", "pequeños", "pequeñas"),
+    "old": ("viejo", "vieja", "viejos", "viejas"), "new": ("nuevo", "nueva", "nuevos", "nuevas"),
+    "beautiful": ("hermoso", "hermosa", "hermosos", "hermosas"), "tall": ("alto", "alta", "altos", "altas"),
+    "big": ("grande", "grande", "grandes", "grandes"), "green": ("verde", "verde", "verdes", "verdes"),
+}
+# English verb (3rd singular, plural) → Spanish (3rd singular, plural).
+VERBS = {
+    ("sleeps", "sleep"): ("duerme", "duermen"), ("runs", "run"): ("corre", "corren"),
+    ("falls", "fall"): ("cae", "caen"), ("waits", "wait"): ("espera", "esperan"),
+    ("shines", "shine"): ("brilla", "brillan"),
+}
+TRANSITIVE = {("sees", "see"): ("ve", "ven"), ("finds", "find"): ("encuentra", "encuentran"),
+              ("likes", "like"): ("quiere", "quieren")}
+PREPOSITIONS = {"in": "en", "on": "sobre", "near": "junto", "under": "bajo"}
+
+
+def article(gender: str, plural: bool) -> str:
+    return {("m", False): "el", ("f", False): "la", ("m", True): "los", ("f", True): "las"}[(gender, plural)]
+
+
+def adjective(english: str, gender: str, plural: bool) -> str:
+    forms = ADJECTIVES[english]
+    return forms[(2 if plural else 0) + (1 if gender == "f" else 0)]
+
+
+def noun_phrases():
+    """(english words, spanish words, plural) for 'the [adj] noun' in every form."""
+    for english, (plural_en, singular_es, plural_es, gender) in NOUNS.items():
+        for plural in (False, True):
+            noun_en, noun_es = (plural_en, plural_es) if plural else (english, singular_es)
+            yield [ "the", noun_en], [article(gender, plural), noun_es], plural
+            for adj in ADJECTIVES:
+                yield ["the", adj, noun_en], [article(gender, plural), noun_es, adjective(adj, gender, plural)], plural
+
+
+def sentences(rng: random.Random):
+    """Endless (english, spanish) pairs from a small grammar: Spanish puts adjectives after nouns,
+    and articles and adjectives agree with the noun's gender and number."""
+    phrases = list(noun_phrases())
+    while True:
+        subject_en, subject_es, plural = rng.choice(phrases)
+        shape = rng.random()
+        if shape < 0.4:
+            (verb_en, verb_es) = rng.choice(list(VERBS.items()))
+            english = subject_en + [verb_en[1 if plural else 0]]
+            spanish = subject_es + [verb_es[1 if plural else 0]]
+        elif shape < 0.7:
+            (verb_en, verb_es) = rng.choice(list(TRANSITIVE.items()))
+            object_en, object_es, _ = rng.choice(phrases)
+            english = subject_en + [verb_en[1 if plural else 0]] + object_en
+            spanish = subject_es + [verb_es[1 if plural else 0]] + object_es
+        else:
+            (verb_en, verb_es) = rng.choice(list(VERBS.items()))
+            preposition = rng.choice(list(PREPOSITIONS))
+            place_en, place_es, _ = rng.choice(phrases)
+            english = subject_en + [verb_en[1 if plural else 0], preposition] + place_en
+            spanish = subject_es + [verb_es[1 if plural else 0], PREPOSITIONS[preposition]] + place_es
+        # One sentence in four uses an ambiguous noun, whose sense follows from a neighbour.
+        if rng.random() < 0.25:
+            word = rng.choice(list(AMBIGUOUS))
+            sense = rng.choice(AMBIGUOUS[word])
+            singular_es, _, gender, context = sense
+            english = english + ["near", "the", word, "of", "the", context]
+            context_es = NOUNS[context][1]
+            spanish = spanish + ["junto", article(gender, False), singular_es, "de", article(NOUNS[context][3], False), context_es]
+        yield " ".join(english), " ".join(spanish)
+
+
+def lexicon() -> list[tuple[str, str, float]]:
+    """English word → Spanish word, P(spanish | english): every form equally likely, so that only
+    the language model can choose gender, number and sense."""
+    entries: list[tuple[str, str, float]] = []
+    for word in ["el", "la", "los", "las"]:
+        entries.append(("the", word, 0.25))
+    for english, (plural_en, singular_es, plural_es, _) in NOUNS.items():
+        entries += [(english, singular_es, 1.0), (plural_en, plural_es, 1.0)]
+    for word, senses in AMBIGUOUS.items():
+        for singular_es, _, _, _ in senses:
+            entries.append((word, singular_es, 1 / len(senses)))
+    for english, forms in ADJECTIVES.items():
+        distinct = sorted(set(forms))
+        entries += [(english, form, 1 / len(distinct)) for form in distinct]
+    for (singular_en, plural_en), (singular_es, plural_es) in itertools.chain(VERBS.items(), TRANSITIVE.items()):
+        entries += [(singular_en, singular_es, 1.0), (plural_en, plural_es, 1.0)]
+    for english, spanish in PREPOSITIONS.items():
+        entries.append((english, spanish, 1.0))
+    entries.append(("of", "de", 1.0))
+    return entries
+
+
+def main() -> None:
+    rng = random.Random(2026)
+    generator = sentences(rng)
+    corpus: list[str] = []
+    seen: set[str] = set()
+    while len(corpus) < 3000:
+        _, spanish = next(generator)
+        corpus.append(spanish)
+        seen.add(spanish)
+    test: list[tuple[str, str]] = []
+    while len(test) < 80:
+        english, spanish = next(generator)
+        if spanish not in seen and (english, spanish) not in test:
+            test.append((english, spanish))
+    (HERE / "lexicon.tsv").write_text("".join(f"{e}\t{s}\t{p:.6f}\n" for e, s, p in lexicon()))
+    (HERE / "corpus.txt").write_text("\n".join(corpus) + "\n")
+    (HERE / "test.tsv").write_text("".join(f"{e}\t{s}\n" for e, s in test))
+
+
+if __name__ == "__main__":
+    main()

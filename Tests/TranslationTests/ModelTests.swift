@@ -1,0 +1,95 @@
+import Decoding
+import Foundation
+import Testing
+import TranslationModel
+
+let dataDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Demos/Translation/data")
+
+/// The model decoded in-process with the Decoding library (the demo does the same through logitd).
+func translate(_ model: TranslationModel, _ sentence: String, beamWidth: Int?) throws -> [Int] {
+    let source = TranslationModel.tokens(sentence)
+    let maxTokens = source.count + 2
+    guard let width = beamWidth else {
+        var prefix: [Int] = []
+        while prefix.last != 0 && prefix.count < maxTokens {
+            let logits = model.logits(source: source, prefix: prefix)
+            prefix.append(try logits.withUnsafeBytes { try Greedy.choose(from: LogitRow(bytes: $0, dtype: .float32)).token })
+        }
+        return prefix
+    }
+    var settings = BeamSearchSettings(width: width, stop: StopConditions(eosTokens: [0], maxNewTokens: maxTokens))
+    settings.lengthPenalty = 0
+    var search = BeamSearch(settings: settings)
+    let pipeline = LogitsPipeline(settings: ProcessorSettings())
+    let workspace = Workspace()
+    while !search.isDone {
+        let rows = search.beams.map { model.logits(source: source, prefix: $0.tokens) }
+        let flat = rows.flatMap { $0 }
+        let vocab = model.vocabularySize
+        _ = try flat.withUnsafeBytes { bytes in
+            try search.advance(rows: rows.indices.map { LogitRow(bytes: UnsafeRawBufferPointer(rebasing: bytes[($0 * vocab * 4)..<(($0 + 1) * vocab * 4)]), dtype: .float32) },
+                               pipeline: pipeline, workspace: workspace)
+        }
+    }
+    return search.best.first?.tokens ?? []
+}
+
+@Suite("The translation demo's model")
+struct ModelTests {
+    let model: TranslationModel
+
+    init() throws {
+        model = try TranslationModel(directory: dataDirectory)
+    }
+
+    @Test("coverage aligns each target word to the leftmost untranslated source word it translates")
+    func coverage() throws {
+        let source = TranslationModel.tokens("the black cat sees the cat")
+        let ids = ["el", "gato", "negro"].map { word in model.vocabulary.firstIndex(of: word)! }
+        let (covered, last) = model.coverage(source: source, prefix: ids)
+        #expect(covered == [true, true, true, false, false, false])
+        #expect(last == 1, "\"negro\" translated \"black\", position 1")
+    }
+
+    @Test("only untranslated words score; the end of sentence only once everything is translated")
+    func masking() throws {
+        let source = TranslationModel.tokens("the cat sleeps")
+        let first = model.logits(source: source, prefix: [])
+        let gato = model.vocabulary.firstIndex(of: "gato")!
+        let casa = model.vocabulary.firstIndex(of: "casa")!
+        #expect(first[gato] > -.infinity)
+        #expect(first[casa] == -.infinity)
+        #expect(first[0] == -.infinity)
+        let words = ["el", "gato", "duerme"].map { model.vocabulary.firstIndex(of: $0)! }
+        let last = model.logits(source: source, prefix: words)
+        #expect(last[0] > -.infinity)
+        #expect(last.enumerated().allSatisfy { $0.offset == 0 || $0.element == -.infinity })
+    }
+
+    @Test("the score is the bigram language model plus the lexicon, minus the distortion")
+    func scoreDefinition() throws {
+        let source = TranslationModel.tokens("the black cat")
+        let el = model.vocabulary.firstIndex(of: "el")!
+        let gato = model.vocabulary.firstIndex(of: "gato")!
+        let negro = model.vocabulary.firstIndex(of: "negro")!
+        let logits = model.logits(source: source, prefix: [el])
+        // After "el": "gato" translates position 2, one past the expected next position (1).
+        #expect(abs(Double(logits[gato]) - (model.languageModel(gato, after: el) + log(1.0) - model.distortion)) < 1e-5)
+        // "negro" translates position 1 with P = 1/4 (negro, negra, negros, negras).
+        #expect(abs(Double(logits[negro]) - (model.languageModel(negro, after: el) + log(0.25))) < 1e-5)
+    }
+
+    @Test("on the held-out test set, beam search beats greedy decoding")
+    func beamBeatsGreedy() throws {
+        let pairs = try TranslationModel.testSet(directory: dataDirectory)
+        #expect(pairs.count >= 60)
+        let references = pairs.map(\.reference)
+        let greedy = try pairs.map { model.text(try translate(model, $0.source, beamWidth: nil)) }
+        let beam = try pairs.map { model.text(try translate(model, $0.source, beamWidth: 4)) }
+        let greedyBLEU = TranslationMetrics.bleu(hypotheses: greedy, references: references)
+        let beamBLEU = TranslationMetrics.bleu(hypotheses: beam, references: references)
+        print("greedy BLEU \(greedyBLEU), beam BLEU \(beamBLEU); exact: greedy \(zip(greedy, references).filter { $0 == $1 }.count), beam \(zip(beam, references).filter { $0 == $1 }.count)")
+        #expect(beamBLEU > greedyBLEU + 5)
+    }
+}
