@@ -41,10 +41,15 @@ test-swift:
 test-python:
 	LOGITD_BIN=$(CURDIR)/$(LOGITD) $(PYTHON) -m pytest -q Clients/python/tests
 
-# Starts the daemon with the documented default config, runs the demo against it, stops it.
+# Starts the daemon with the documented default config, runs the translation demo against it
+# (softmax explainer, a few sentences with every strategy, the test-set evaluation), stops it.
+DEMO := $(BUILD_DIR)/translate-demo --endpoint $(ENDPOINT)
 demo: build
-	@$(LOGITD) serve --config $(CONFIG) & daemon=$$!; \
-	$(PYTHON) Demos/hello_logitd.py --endpoint $(ENDPOINT); status=$$?; \
+	@$(LOGITD) serve --config $(CONFIG) --log-level warning & daemon=$$!; \
+	$(DEMO) --softmax \
+		"the black cat sleeps" "the small houses see the red car" \
+		"the old man finds the white flowers near the bank of the river" \
+	&& echo && $(DEMO) --evaluate; status=$$?; \
 	kill -TERM $$daemon; wait $$daemon; \
 	exit $$status
 

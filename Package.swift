@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "logitd", targets: ["logitd"]),
         .executable(name: "logitd-bench", targets: ["logitd-bench"]),
         .executable(name: "model-loop", targets: ["model-loop"]),
+        .executable(name: "translate-demo", targets: ["translate-demo"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "Decoding", targets: ["Decoding"]),
         .library(name: "LogitdProtocol", targets: ["LogitdProtocol"]),
@@ -57,6 +58,11 @@ let package = Package(
             name: "TranslationModel",
             dependencies: [.product(name: "RealModule", package: "swift-numerics")],
             path: "Demos/Translation/Model"
+        ),
+        .executableTarget(
+            name: "translate-demo",
+            dependencies: ["TranslationModel", "LogitdClient", "Decoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Demos/Translation/Sources"
         ),
         .executableTarget(
             name: "model-loop",

@@ -37,3 +37,30 @@ def test_python_and_swift_model_loops_agree(daemon, strategy):
     else:
         assert len(lines) == (2 if strategy == "sample" else 1)
         assert all(re.match(r"sequence \d+ \((eos|max_tokens)\): [\d ]+$", line) for line in lines)
+
+
+def translate_demo() -> str:
+    return str(pathlib.Path(swift_model_loop()).parent / "translate-demo")
+
+
+def test_translation_demo_beam_beats_greedy_through_the_daemon(daemon):
+    result = subprocess.run([translate_demo(), "--endpoint", daemon.endpoint, "--data", str(ROOT / "Demos/Translation/data"),
+                             "--evaluate", "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {row["strategy"]: row for row in map(__import__("json").loads, result.stdout.strip().splitlines())}
+    assert set(rows) == {"greedy", "beam", "nucleus"}
+    assert all(row["sentences"] >= 60 for row in rows.values())
+    assert rows["beam"]["bleu"] > rows["greedy"]["bleu"] + 5
+    assert rows["beam"]["exact"] > rows["greedy"]["exact"]
+
+
+def test_nucleus_samples_differ_across_seeds_and_repeat_with_the_same_seed(daemon):
+    def sample(seed: int) -> str:
+        result = subprocess.run([translate_demo(), "--endpoint", daemon.endpoint, "--data", str(ROOT / "Demos/Translation/data"),
+                                 "--strategy", "nucleus", "--samples", "3", "--seed", str(seed),
+                                 "the small houses see the red car", "the black cat sleeps"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+    assert sample(1) == sample(1)
+    assert sample(1) != sample(2)
