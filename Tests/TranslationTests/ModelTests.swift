@@ -43,26 +43,36 @@ struct ModelTests {
         model = try TranslationModel(directory: dataDirectory)
     }
 
-    @Test("coverage aligns each target word to the leftmost untranslated source word it translates")
+    func id(_ word: String) -> Int { model.vocabulary.firstIndex(of: word)! }
+
+    @Test("each phrase is aligned to the leftmost untranslated source words it translates")
     func coverage() throws {
         let source = TranslationModel.tokens("the black cat sees the cat")
-        let ids = ["el", "gato", "negro"].map { word in model.vocabulary.firstIndex(of: word)! }
-        let (covered, last) = model.coverage(source: source, prefix: ids)
-        #expect(covered == [true, true, true, false, false, false])
-        #expect(last == 1, "\"negro\" translated \"black\", position 1")
+        let state = model.state(source: source, prefix: ["el", "gato", "negro"].map(id))
+        #expect(state.covered == [true, true, true, false, false, false])
+        #expect(state.last == 1, "\"negro\" translated \"black\", position 1")
+        #expect(state.continuations.isEmpty)
+    }
+
+    @Test("a prefix inside a two-word phrase can only continue it")
+    func phrases() throws {
+        let source = TranslationModel.tokens("the cat sleeps near the house")
+        let prefix = ["el", "gato", "duerme", "cerca"].map(id)
+        let state = model.state(source: source, prefix: prefix)
+        #expect(state.covered == [true, true, true, true, true, false], "\"near the\" is one phrase")
+        #expect(Set(state.continuations) == [[id("del")], [id("de"), id("la")], [id("de"), id("los")], [id("de"), id("las")]])
+        let logits = model.logits(source: source, prefix: prefix)
+        #expect(Set(logits.indices.filter { logits[$0] > -.infinity }) == [id("del"), id("de")])
     }
 
     @Test("only untranslated words score; the end of sentence only once everything is translated")
     func masking() throws {
         let source = TranslationModel.tokens("the cat sleeps")
         let first = model.logits(source: source, prefix: [])
-        let gato = model.vocabulary.firstIndex(of: "gato")!
-        let casa = model.vocabulary.firstIndex(of: "casa")!
-        #expect(first[gato] > -.infinity)
-        #expect(first[casa] == -.infinity)
+        #expect(first[id("gato")] > -.infinity)
+        #expect(first[id("casa")] == -.infinity)
         #expect(first[0] == -.infinity)
-        let words = ["el", "gato", "duerme"].map { model.vocabulary.firstIndex(of: $0)! }
-        let last = model.logits(source: source, prefix: words)
+        let last = model.logits(source: source, prefix: ["el", "gato", "duerme"].map(id))
         #expect(last[0] > -.infinity)
         #expect(last.enumerated().allSatisfy { $0.offset == 0 || $0.element == -.infinity })
     }
@@ -70,9 +80,7 @@ struct ModelTests {
     @Test("the score is the bigram language model plus the lexicon, minus the distortion")
     func scoreDefinition() throws {
         let source = TranslationModel.tokens("the black cat")
-        let el = model.vocabulary.firstIndex(of: "el")!
-        let gato = model.vocabulary.firstIndex(of: "gato")!
-        let negro = model.vocabulary.firstIndex(of: "negro")!
+        let el = id("el"), gato = id("gato"), negro = id("negro")
         let logits = model.logits(source: source, prefix: [el])
         // After "el": "gato" translates position 2, one past the expected next position (1).
         #expect(abs(Double(logits[gato]) - (model.languageModel(gato, after: el) + log(1.0) - model.distortion)) < 1e-5)

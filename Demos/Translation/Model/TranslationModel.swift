@@ -1,28 +1,28 @@
 import Foundation
 import RealModule
 
-/// A deliberately small English→Spanish translation model: a lexicon of word translations with
-/// their probabilities, and a bigram language model learned from a Spanish corpus at start-up.
-/// At each step it scores every target word from the source sentence, the source words the prefix
-/// has already translated, and the prefix itself — and hands those raw scores to logitd as logits.
-/// It never decodes: every token is chosen by the daemon.
+/// A deliberately small English→Spanish translation model: a phrase lexicon (one or two English
+/// words to one to three Spanish words, with probabilities) and a bigram language model learned from
+/// a Spanish corpus at start-up. At each step it scores every target word from the source sentence,
+/// the source words the prefix has already translated, and the prefix itself — and hands those raw
+/// scores to logitd as logits. It never decodes: every token is chosen by the daemon.
 ///
-/// score(w) = log P_LM(w | previous word) + max over untranslated source words s of
-///            [log P_lex(w | s) − distortion × |position(s) − (last translated position + 1)|]
-/// The end of sentence scores log P_LM(</s> | previous word) once every source word is translated;
-/// a word that translates nothing still untranslated is masked (−inf).
+/// The first word of a phrase scores
+///     log P_LM(w | previous word) + log P_lex(phrase | source words) − distortion × jump,
+/// where jump is how far the phrase's source words are from the word after the last translated
+/// one; the later words of a phrase score log P_LM(w | previous word) alone. The end of sentence
+/// scores log P_LM(</s> | previous word) once no source phrase is left to translate. Every other word is
+/// masked (−inf). Clients/python's translate_demo.py computes the same floats.
 public struct TranslationModel: Sendable {
     public static let endOfSentence = "</s>"
-    static let startOfSentence = "<s>"
 
     /// Target words; id 0 is the end of sentence.
     public let vocabulary: [String]
-    private let ids: [String: Int]
-    /// English word → (target id, log P(target | english)).
-    private let lexicon: [String: [(id: Int, logProbability: Double)]]
-    /// Bigram counts, the previous word's count, and the add-k constant.
+    /// English phrase (space-separated) → (target word ids, log P(target | english)).
+    private let lexicon: [String: [(ids: [Int], logProbability: Double)]]
+    /// Bigram counts and each context's count; the sentence start is context −1.
     private let bigrams: [Int: [Int: Double]]
-    private let unigrams: [Int: Double]
+    private let contexts: [Int: Double]
     private let smoothing = 0.01
     public var distortion = 0.25
 
@@ -38,29 +38,27 @@ public struct TranslationModel: Sendable {
             vocabulary.append(word)
             return vocabulary.count - 1
         }
-        var lexicon: [String: [(id: Int, logProbability: Double)]] = [:]
+        var lexicon: [String: [(ids: [Int], logProbability: Double)]] = [:]
         for line in lexiconLines {
             let fields = line.split(separator: "\t").map(String.init)
             guard fields.count == 3, let probability = Double(fields[2]) else { continue }
-            lexicon[fields[0], default: []].append((id(fields[1]), Double.log(probability)))
+            lexicon[fields[0], default: []].append((fields[1].split(separator: " ").map { id(String($0)) }, Double.log(probability)))
         }
         var bigrams: [Int: [Int: Double]] = [:]
-        var unigrams: [Int: Double] = [:]
-        let start = -1
+        var contexts: [Int: Double] = [:]
         for sentence in corpus {
-            var previous = start
+            var previous = -1
             for word in sentence.split(separator: " ").map(String.init) + [Self.endOfSentence] {
                 let current = id(word)
                 bigrams[previous, default: [:]][current, default: 0] += 1
-                unigrams[previous, default: 0] += 1
+                contexts[previous, default: 0] += 1
                 previous = current
             }
         }
         self.vocabulary = vocabulary
-        self.ids = ids
         self.lexicon = lexicon
         self.bigrams = bigrams
-        self.unigrams = unigrams
+        self.contexts = contexts
     }
 
     public var vocabularySize: Int { vocabulary.count }
@@ -68,7 +66,7 @@ public struct TranslationModel: Sendable {
     /// log P_LM(word | previous), add-k smoothed; previous −1 is the start of the sentence.
     public func languageModel(_ word: Int, after previous: Int) -> Double {
         let count = bigrams[previous]?[word] ?? 0
-        let total = unigrams[previous] ?? 0
+        let total = contexts[previous] ?? 0
         return Double.log((count + smoothing) / (total + smoothing * Double(vocabulary.count)))
     }
 
@@ -76,36 +74,81 @@ public struct TranslationModel: Sendable {
         sentence.lowercased().split(whereSeparator: { $0.isWhitespace }).map(String.init)
     }
 
-    /// Which source positions the prefix has translated: each target word is aligned to the
-    /// leftmost untranslated source word it can translate. Also the last aligned position.
-    public func coverage(source: [String], prefix: [Int]) -> (covered: [Bool], last: Int) {
-        var covered = source.map { lexicon[$0] == nil }  // words the lexicon does not know are skipped
-        var last = -1
-        for token in prefix {
-            if let position = source.indices.first(where: { !covered[$0] && lexicon[source[$0]]!.contains { $0.id == token } }) {
-                covered[position] = true
-                last = position
+    /// A way to translate source words `start ..< start + length`.
+    struct Option {
+        let start: Int
+        let length: Int
+        let phrases: [(ids: [Int], logProbability: Double)]
+    }
+
+    /// Every lexicon phrase of one or two words found in the source, leftmost first, longer first.
+    func options(_ source: [String]) -> [Option] {
+        var found: [Option] = []
+        for start in source.indices {
+            for length in [2, 1] where start + length <= source.count {
+                if let phrases = lexicon[source[start..<(start + length)].joined(separator: " ")] {
+                    found.append(Option(start: start, length: length, phrases: phrases))
+                }
             }
         }
-        return (covered, last)
+        return found
+    }
+
+    /// Where the prefix stands: which source words it translated (words the lexicon does not know
+    /// count as translated), the last translated position, and — when it ends inside a phrase —
+    /// the phrases that can still continue it. Each phrase is aligned to the leftmost untranslated
+    /// source words whose translation starts with its first word.
+    public struct State: Equatable {
+        public var covered: [Bool]
+        public var last: Int
+        /// Remaining words of the phrases the prefix may be in the middle of.
+        public var continuations: [[Int]]
+    }
+
+    public func state(source: [String], prefix: [Int]) -> State {
+        let options = options(source)
+        var covered = source.indices.map { position in !options.contains { $0.start <= position && position < $0.start + $0.length } }
+        var last = -1
+        var continuations: [[Int]] = []
+        for token in prefix {
+            if !continuations.isEmpty {
+                continuations = continuations.filter { $0.first == token }.map { Array($0.dropFirst()) }.filter { !$0.isEmpty }
+                continue
+            }
+            guard let option = options.first(where: { option in
+                (option.start..<(option.start + option.length)).allSatisfy { !covered[$0] } && option.phrases.contains { $0.ids.first == token }
+            }) else { continue }
+            for position in option.start..<(option.start + option.length) { covered[position] = true }
+            last = option.start + option.length - 1
+            continuations = option.phrases.filter { $0.ids.first == token }.map { Array($0.ids.dropFirst()) }.filter { !$0.isEmpty }
+        }
+        return State(covered: covered, last: last, continuations: continuations)
     }
 
     /// The raw scores for the next target word (one per vocabulary entry).
     public func logits(source: [String], prefix: [Int]) -> [Float] {
-        let (covered, last) = coverage(source: source, prefix: prefix)
+        let current = state(source: source, prefix: prefix)
         let previous = prefix.last ?? -1
         var translation = [Double](repeating: -.infinity, count: vocabulary.count)
-        for position in source.indices where !covered[position] {
-            let jump = distortion * Double(abs(position - (last + 1)))
-            for entry in lexicon[source[position]] ?? [] {
-                translation[entry.id] = max(translation[entry.id], entry.logProbability - jump)
+        var phraseAvailable = !current.continuations.isEmpty
+        if !current.continuations.isEmpty {
+            for continuation in current.continuations { translation[continuation[0]] = 0 }
+        } else {
+            for option in options(source) where (option.start..<(option.start + option.length)).allSatisfy({ !current.covered[$0] }) {
+                let jump = distortion * Double(abs(option.start - (current.last + 1)))
+                phraseAvailable = true
+                for phrase in option.phrases {
+                    translation[phrase.ids[0]] = max(translation[phrase.ids[0]], phrase.logProbability - jump)
+                }
             }
         }
         var logits = [Float](repeating: -.infinity, count: vocabulary.count)
         for id in vocabulary.indices where translation[id] > -.infinity {
             logits[id] = Float(languageModel(id, after: previous) + translation[id])
         }
-        if !covered.contains(false) {
+        // A source word can become untranslatable when a phrase it belonged to was split by an
+        // earlier choice; the sentence may then end rather than leave a row with nothing allowed.
+        if !phraseAvailable {
             logits[0] = Float(languageModel(0, after: previous))
         }
         return logits

@@ -25,6 +25,16 @@ NOUNS = {
     "flower": ("flowers", "flor", "flores", "f"), "bird": ("birds", "pájaro", "pájaros", "m"),
     "door": ("doors", "puerta", "puertas", "f"), "letter": ("letters", "carta", "cartas", "f"),
     "garden": ("gardens", "jardín", "jardines", "m"), "street": ("streets", "calle", "calles", "f"),
+    "horse": ("horses", "caballo", "caballos", "m"), "cow": ("cows", "vaca", "vacas", "f"),
+    "chair": ("chairs", "silla", "sillas", "f"), "bed": ("beds", "cama", "camas", "f"),
+    "friend": ("friends", "amigo", "amigos", "m"), "teacher": ("teachers", "maestra", "maestras", "f"),
+    "train": ("trains", "tren", "trenes", "m"), "boat": ("boats", "barco", "barcos", "m"),
+    "mountain": ("mountains", "montaña", "montañas", "f"), "road": ("roads", "camino", "caminos", "m"),
+    "lamp": ("lamps", "lámpara", "lámparas", "f"), "box": ("boxes", "caja", "cajas", "f"),
+    "key": ("keys", "llave", "llaves", "f"), "shoe": ("shoes", "zapato", "zapatos", "m"),
+    "apple": ("apples", "manzana", "manzanas", "f"), "star": ("stars", "estrella", "estrellas", "f"),
+    "wall": ("walls", "pared", "paredes", "f"), "bridge": ("bridges", "puente", "puentes", "m"),
+    "field": ("fields", "campo", "campos", "m"), "school": ("schools", "escuela", "escuelas", "f"),
 }
 # Words with two senses: the language model has to tell them apart from their neighbours.
 AMBIGUOUS = {
@@ -38,16 +48,23 @@ ADJECTIVES = {
     "old": ("viejo", "vieja", "viejos", "viejas"), "new": ("nuevo", "nueva", "nuevos", "nuevas"),
     "beautiful": ("hermoso", "hermosa", "hermosos", "hermosas"), "tall": ("alto", "alta", "altos", "altas"),
     "big": ("grande", "grande", "grandes", "grandes"), "green": ("verde", "verde", "verdes", "verdes"),
+    "yellow": ("amarillo", "amarilla", "amarillos", "amarillas"), "quiet": ("tranquilo", "tranquila", "tranquilos", "tranquilas"),
+    "dark": ("oscuro", "oscura", "oscuros", "oscuras"), "cold": ("frío", "fría", "fríos", "frías"),
+    "happy": ("feliz", "feliz", "felices", "felices"), "blue": ("azul", "azul", "azules", "azules"),
 }
 # English verb (3rd singular, plural) → Spanish (3rd singular, plural).
 VERBS = {
     ("sleeps", "sleep"): ("duerme", "duermen"), ("runs", "run"): ("corre", "corren"),
     ("falls", "fall"): ("cae", "caen"), ("waits", "wait"): ("espera", "esperan"),
-    ("shines", "shine"): ("brilla", "brillan"),
+    ("shines", "shine"): ("brilla", "brillan"), ("sings", "sing"): ("canta", "cantan"),
+    ("plays", "play"): ("juega", "juegan"), ("rests", "rest"): ("descansa", "descansan"),
 }
 TRANSITIVE = {("sees", "see"): ("ve", "ven"), ("finds", "find"): ("encuentra", "encuentran"),
-              ("likes", "like"): ("quiere", "quieren")}
-PREPOSITIONS = {"in": "en", "on": "sobre", "near": "junto", "under": "bajo"}
+              ("likes", "like"): ("quiere", "quieren"), ("paints", "paint"): ("pinta", "pintan"),
+              ("opens", "open"): ("abre", "abren"), ("carries", "carry"): ("lleva", "llevan")}
+# Prepositions, some of them two Spanish words.
+PREPOSITIONS = {"in": ["en"], "on": ["sobre"], "near": ["cerca", "de"], "under": ["bajo"],
+                "behind": ["detrás", "de"], "with": ["con"]}
 
 
 def article(gender: str, plural: bool) -> str:
@@ -90,7 +107,7 @@ def sentences(rng: random.Random):
             preposition = rng.choice(list(PREPOSITIONS))
             place_en, place_es, _ = rng.choice(phrases)
             english = subject_en + [verb_en[1 if plural else 0], preposition] + place_en
-            spanish = subject_es + [verb_es[1 if plural else 0], PREPOSITIONS[preposition]] + place_es
+            spanish = subject_es + [verb_es[1 if plural else 0]] + contract(PREPOSITIONS[preposition] + place_es)
         # One sentence in four uses an ambiguous noun, whose sense follows from a neighbour.
         if rng.random() < 0.25:
             word = rng.choice(list(AMBIGUOUS))
@@ -98,8 +115,19 @@ def sentences(rng: random.Random):
             singular_es, _, gender, context = sense
             english = english + ["near", "the", word, "of", "the", context]
             context_es = NOUNS[context][1]
-            spanish = spanish + ["junto", article(gender, False), singular_es, "de", article(NOUNS[context][3], False), context_es]
+            spanish = spanish + contract(["cerca", "de", article(gender, False), singular_es, "de", article(NOUNS[context][3], False), context_es])
         yield " ".join(english), " ".join(spanish)
+
+
+def contract(words: list[str]) -> list[str]:
+    """Spanish contracts "de el" to "del"."""
+    out: list[str] = []
+    for word in words:
+        if word == "el" and out and out[-1] == "de":
+            out[-1] = "del"
+        else:
+            out.append(word)
+    return out
 
 
 def lexicon() -> list[tuple[str, str, float]]:
@@ -118,9 +146,10 @@ def lexicon() -> list[tuple[str, str, float]]:
         entries += [(english, form, 1 / len(distinct)) for form in distinct]
     for (singular_en, plural_en), (singular_es, plural_es) in itertools.chain(VERBS.items(), TRANSITIVE.items()):
         entries += [(singular_en, singular_es, 1.0), (plural_en, plural_es, 1.0)]
-    for english, spanish in PREPOSITIONS.items():
-        entries.append((english, spanish, 1.0))
-    entries.append(("of", "de", 1.0))
+    # Prepositions: with "the", as two-word phrases, since Spanish contracts "de el" to "del".
+    for english, spanish in list(PREPOSITIONS.items()) + [("of", ["de"])]:
+        for form in ["el", "la", "los", "las"]:
+            entries.append((f"{english} the", " ".join(contract(spanish + [form])), 0.25))
     return entries
 
 
