@@ -49,7 +49,9 @@ demo: build
 	$(DEMO) --softmax \
 		"the black cat sleeps" "the small houses see the red car" \
 		"the old man finds the white flowers near the bank of the river" \
-	&& echo && $(DEMO) --evaluate; status=$$?; \
+	&& echo && $(DEMO) --evaluate \
+	&& echo && echo "The same model process in Python (Demos/Translation/translate_demo.py):" \
+	&& $(PYTHON) Demos/Translation/translate_demo.py "the black cat sleeps"; status=$$?; \
 	kill -TERM $$daemon; wait $$daemon; \
 	exit $$status
 

@@ -64,3 +64,21 @@ def test_nucleus_samples_differ_across_seeds_and_repeat_with_the_same_seed(daemo
         return result.stdout
     assert sample(1) == sample(1)
     assert sample(1) != sample(2)
+
+
+def test_python_translation_model_process_matches_swift(daemon, tmp_path):
+    """The Python twin of the demo's model process gets the same greedy and beam translations,
+    word for word and log p for log p, over the whole test set: the protocol is language-neutral."""
+    data = ROOT / "Demos/Translation/data"
+    sources = tmp_path / "sources.txt"
+    sources.write_text("\n".join(line.split("\t")[0] for line in (data / "test.tsv").read_text().splitlines()) + "\n")
+    for strategy in ["greedy", "beam"]:
+        arguments = ["--endpoint", daemon.endpoint, "--data", str(data), "--strategy", strategy, "--file", str(sources)]
+        swift = subprocess.run([translate_demo(), *arguments], capture_output=True, text=True, timeout=120)
+        python = subprocess.run([sys.executable, str(ROOT / "Demos/Translation/translate_demo.py"), *arguments],
+                                capture_output=True, text=True, timeout=120)
+        assert swift.returncode == 0, swift.stderr
+        assert python.returncode == 0, python.stderr
+        translations = [line for line in swift.stdout.splitlines() if line.startswith(f"  {strategy} ")]
+        assert len(translations) == 80
+        assert python.stdout == swift.stdout

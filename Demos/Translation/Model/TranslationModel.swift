@@ -12,7 +12,7 @@ import RealModule
 /// where jump is how far the phrase's source words are from the word after the last translated
 /// one; the later words of a phrase score log P_LM(w | previous word) alone. The end of sentence
 /// scores log P_LM(</s> | previous word) once no source phrase is left to translate. Every other word is
-/// masked (−inf). Clients/python's translate_demo.py computes the same floats.
+/// masked (−inf). Demos/Translation/translate_demo.py computes the same floats in Python.
 public struct TranslationModel: Sendable {
     public static let endOfSentence = "</s>"
 

@@ -1,0 +1,176 @@
+"""The translation demo's model process written a second time, in Python with the Python client.
+
+It reads the same data files and computes the same float32 logits as the Swift `TranslationModel`
+(every score in float64, rounded to float32 once), so logitd chooses the same tokens: greedy and
+beam translations print exactly as `translate-demo --strategy greedy|beam` prints them.
+
+    python3 Demos/Translation/translate_demo.py --endpoint tcp://127.0.0.1:5555 --strategy beam \\
+        "the black cat sleeps"
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Clients" / "python"))
+from logitd import Client  # noqa: E402
+
+END_OF_SENTENCE = "</s>"
+
+
+class TranslationModel:
+    """Phrase lexicon + bigram language model; see Demos/Translation/Model/TranslationModel.swift."""
+
+    smoothing = 0.01
+    distortion = 0.25
+
+    def __init__(self, directory: pathlib.Path):
+        self.vocabulary = [END_OF_SENTENCE]
+        ids = {END_OF_SENTENCE: 0}
+
+        def word_id(word: str) -> int:
+            if word not in ids:
+                ids[word] = len(self.vocabulary)
+                self.vocabulary.append(word)
+            return ids[word]
+
+        # Ids are given in the order Swift gives them: lexicon targets first, then corpus words.
+        self.lexicon: dict[str, list[tuple[list[int], float]]] = {}
+        for line in (directory / "lexicon.tsv").read_text(encoding="utf-8").split("\n"):
+            fields = [field for field in line.split("\t") if field]
+            if len(fields) != 3:
+                continue
+            targets = [word_id(word) for word in fields[1].split(" ") if word]
+            self.lexicon.setdefault(fields[0], []).append((targets, math.log(float(fields[2]))))
+        self.bigrams: dict[int, dict[int, float]] = {}
+        self.contexts: dict[int, float] = {}
+        for sentence in (directory / "corpus.txt").read_text(encoding="utf-8").split("\n"):
+            words = [word for word in sentence.split(" ") if word]
+            if not words:
+                continue
+            previous = -1
+            for word in words + [END_OF_SENTENCE]:
+                current = word_id(word)
+                counts = self.bigrams.setdefault(previous, {})
+                counts[current] = counts.get(current, 0.0) + 1
+                self.contexts[previous] = self.contexts.get(previous, 0.0) + 1
+                previous = current
+
+    def language_model(self, word: int, previous: int) -> float:
+        count = self.bigrams.get(previous, {}).get(word, 0.0)
+        total = self.contexts.get(previous, 0.0)
+        return math.log((count + self.smoothing) / (total + self.smoothing * len(self.vocabulary)))
+
+    @staticmethod
+    def tokens(sentence: str) -> list[str]:
+        return sentence.lower().split()
+
+    def options(self, source: list[str]) -> list[tuple[int, int, list[tuple[list[int], float]]]]:
+        """(start, length, phrases) for every lexicon phrase in the source, leftmost, longer first."""
+        found = []
+        for start in range(len(source)):
+            for length in (2, 1):
+                if start + length <= len(source):
+                    phrases = self.lexicon.get(" ".join(source[start:start + length]))
+                    if phrases is not None:
+                        found.append((start, length, phrases))
+        return found
+
+    def state(self, source: list[str], prefix: list[int]):
+        """(covered, last, continuations), aligned exactly as the Swift model aligns them."""
+        options = self.options(source)
+        covered = [not any(start <= position < start + length for start, length, _ in options)
+                   for position in range(len(source))]
+        last = -1
+        continuations: list[list[int]] = []
+        for token in prefix:
+            if continuations:
+                continuations = [rest[1:] for rest in continuations if rest[0] == token and len(rest) > 1]
+                continue
+            for start, length, phrases in options:
+                if all(not covered[p] for p in range(start, start + length)) and any(ids[0] == token for ids, _ in phrases):
+                    for position in range(start, start + length):
+                        covered[position] = True
+                    last = start + length - 1
+                    continuations = [ids[1:] for ids, _ in phrases if ids[0] == token and len(ids) > 1]
+                    break
+        return covered, last, continuations
+
+    def logits(self, source: list[str], prefix: list[int]) -> np.ndarray:
+        covered, last, continuations = self.state(source, prefix)
+        previous = prefix[-1] if prefix else -1
+        translation = [-math.inf] * len(self.vocabulary)
+        phrase_available = bool(continuations)
+        if continuations:
+            for continuation in continuations:
+                translation[continuation[0]] = 0.0
+        else:
+            for start, length, phrases in self.options(source):
+                if any(covered[p] for p in range(start, start + length)):
+                    continue
+                jump = self.distortion * abs(start - (last + 1))
+                phrase_available = True
+                for ids, log_probability in phrases:
+                    translation[ids[0]] = max(translation[ids[0]], log_probability - jump)
+        logits = np.full(len(self.vocabulary), -np.inf, dtype=np.float32)
+        for word, score in enumerate(translation):
+            if score > -math.inf:
+                logits[word] = np.float32(self.language_model(word, previous) + score)
+        if not phrase_available:
+            logits[0] = np.float32(self.language_model(0, previous))
+        return logits
+
+    def text(self, ids: list[int]) -> str:
+        return " ".join(self.vocabulary[i] for i in ids if i != 0)
+
+
+def translate(client: Client, model: TranslationModel, sentence: str, strategy: str, beam_width: int):
+    """One sentence through logitd: [(text, log p)], best first."""
+    source = TranslationModel.tokens(sentence)
+    parameters = dict(vocab_size=len(model.vocabulary), strategy=strategy, max_new_tokens=len(source) + 2,
+                      eos_token_ids=[0])
+    if strategy == "beam":
+        parameters.update(beam_width=beam_width, length_penalty=0.0)
+    session = client.open(**parameters)
+
+    def rows(session) -> np.ndarray:
+        prefixes = session.live_prefixes if strategy == "beam" else \
+            [tokens for tokens, reason in zip(session.sequences, session.finished) if reason is None]
+        return np.stack([model.logits(source, prefix) for prefix in prefixes])
+
+    for _ in session.events(rows):
+        pass
+    return [(model.text(sequence["tokens"]), sequence["logprob_sum"]) for sequence in session.result["sequences"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sentences", nargs="*")
+    parser.add_argument("--file", help="a file with one English sentence per line")
+    parser.add_argument("--strategy", choices=["greedy", "beam", "both"], default="both")
+    parser.add_argument("--beam-width", type=int, default=4)
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:5555")
+    parser.add_argument("--data", default=str(ROOT / "Demos" / "Translation" / "data"))
+    args = parser.parse_args()
+
+    model = TranslationModel(pathlib.Path(args.data))
+    sentences = args.sentences
+    if not sentences and args.file:
+        sentences = [line for line in pathlib.Path(args.file).read_text(encoding="utf-8").split("\n") if line]
+    strategies = ["greedy", "beam"] if args.strategy == "both" else [args.strategy]
+    with Client(args.endpoint, timeout=30.0) as client:
+        for sentence in sentences:
+            print(f"\n{sentence}")
+            for strategy in strategies:
+                for text, logprob in translate(client, model, sentence, strategy, args.beam_width):
+                    print(f"  {strategy:<9} {text}  (log p {logprob:.2f})")
+
+
+if __name__ == "__main__":
+    main()
