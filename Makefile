@@ -48,7 +48,7 @@ demo: build
 	@$(LOGITD) serve --config $(CONFIG) --log-level warning & daemon=$$!; \
 	$(DEMO) --softmax \
 		"the black cat sleeps" "the small houses see the red car" \
-		"the old man finds the white flowers near the bank of the river" \
+		"the red trees rest near the bank of the city" \
 	&& echo && $(DEMO) --evaluate \
 	&& echo && echo "The same model process in Python (Demos/Translation/translate_demo.py):" \
 	&& $(PYTHON) Demos/Translation/translate_demo.py "the black cat sleeps"; status=$$?; \

@@ -28,7 +28,7 @@ class TranslationModel:
     """Phrase lexicon + bigram language model; see Demos/Translation/Model/TranslationModel.swift."""
 
     smoothing = 0.01
-    distortion = 0.25
+    distortion = 1.0
 
     def __init__(self, directory: pathlib.Path):
         self.vocabulary = [END_OF_SENTENCE]

@@ -24,7 +24,7 @@ public struct TranslationModel: Sendable {
     private let bigrams: [Int: [Int: Double]]
     private let contexts: [Int: Double]
     private let smoothing = 0.01
-    public var distortion = 0.25
+    public var distortion = 1.0
 
     /// Reads `lexicon.tsv` (english, spanish, probability) and `corpus.txt` from `directory`.
     public init(directory: URL) throws {
