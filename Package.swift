@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "DecodingTests", dependencies: ["Decoding"]),
         .testTarget(name: "LogitdProtocolTests", dependencies: ["LogitdProtocol"]),
         .testTarget(name: "LogitdServerTests", dependencies: ["LogitdServer"]),
-        .testTarget(name: "TranslationTests", dependencies: ["TranslationModel"]),
+        .testTarget(name: "TranslationTests", dependencies: ["TranslationModel", "Decoding"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["LogitdClient", "LogitdProtocol", "Decoding", "ZeroMQ", "TestSupport"]
