@@ -22,6 +22,8 @@ sys.path.insert(0, str(ROOT / "Clients" / "python"))
 from logitd import Client  # noqa: E402
 
 END_OF_SENTENCE = "</s>"
+OTHER_WORDS = "<other>"
+BANNED_TOKENS = [1]  # <other> is a score, not a word
 
 
 class TranslationModel:
@@ -31,8 +33,8 @@ class TranslationModel:
     distortion = 1.0
 
     def __init__(self, directory: pathlib.Path):
-        self.vocabulary = [END_OF_SENTENCE]
-        ids = {END_OF_SENTENCE: 0}
+        self.vocabulary = [END_OF_SENTENCE, OTHER_WORDS]
+        ids = {END_OF_SENTENCE: 0, OTHER_WORDS: 1}
 
         def word_id(word: str) -> int:
             if word not in ids:
@@ -124,17 +126,36 @@ class TranslationModel:
                 logits[word] = np.float32(self.language_model(word, previous) + score)
         if not phrase_available:
             logits[0] = np.float32(self.language_model(0, previous))
+        # <other>: the language model's mass on every word the source does not allow.
+        allowed_mass = 0.0
+        for word in range(len(self.vocabulary)):
+            if logits[word] > -np.inf:
+                allowed_mass += math.exp(self.language_model(word, previous))
+        if allowed_mass < 1:
+            logits[1] = np.float32(math.log1p(-allowed_mass))
         return logits
 
+    def log_probability(self, source: list[str], tokens: list[int]) -> float:
+        """log P(tokens | source): each step's row log-softmaxed with <other> in it, as in Swift."""
+        total = 0.0
+        for step, token in enumerate(tokens):
+            row = [float(value) for value in self.logits(source, tokens[:step])]
+            top = max(row)
+            mass = 0.0
+            for value in row:
+                mass += math.exp(value - top)
+            total += row[token] - top - math.log(mass)
+        return total
+
     def text(self, ids: list[int]) -> str:
-        return " ".join(self.vocabulary[i] for i in ids if i != 0)
+        return " ".join(self.vocabulary[i] for i in ids if i > 1)
 
 
 def translate(client: Client, model: TranslationModel, sentence: str, strategy: str, beam_width: int):
     """One sentence through logitd: [(text, log p)], best first."""
     source = TranslationModel.tokens(sentence)
-    parameters = dict(vocab_size=len(model.vocabulary), strategy=strategy, max_new_tokens=len(source) + 2,
-                      eos_token_ids=[0])
+    parameters = dict(vocab_size=len(model.vocabulary), strategy=strategy, max_new_tokens=2 * len(source) + 2,
+                      eos_token_ids=[0], banned_token_ids=BANNED_TOKENS)
     if strategy == "beam":
         parameters.update(beam_width=beam_width, length_penalty=0.0)
     session = client.open(**parameters)
@@ -146,7 +167,8 @@ def translate(client: Client, model: TranslationModel, sentence: str, strategy: 
 
     for _ in session.events(rows):
         pass
-    return [(model.text(sequence["tokens"]), sequence["logprob_sum"]) for sequence in session.result["sequences"]]
+    return [(model.text(sequence["tokens"]), model.log_probability(source, sequence["tokens"]))
+            for sequence in session.result["sequences"]]
 
 
 def main() -> None:
@@ -154,7 +176,7 @@ def main() -> None:
     parser.add_argument("sentences", nargs="*")
     parser.add_argument("--file", help="a file with one English sentence per line")
     parser.add_argument("--strategy", choices=["greedy", "beam", "both"], default="both")
-    parser.add_argument("--beam-width", type=int, default=4)
+    parser.add_argument("--beam-width", type=int, default=8)
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:5555")
     parser.add_argument("--data", default=str(ROOT / "Demos" / "Translation" / "data"))
     args = parser.parse_args()

@@ -9,11 +9,15 @@ let dataDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
 /// The model decoded in-process with the Decoding library (the demo does the same through logitd).
 func translate(_ model: TranslationModel, _ sentence: String, beamWidth: Int?) throws -> [Int] {
     let source = TranslationModel.tokens(sentence)
-    let maxTokens = source.count + 2
+    let maxTokens = 2 * source.count + 2
+    var processors = ProcessorSettings()
+    processors.bannedTokens = TranslationModel.bannedTokens
+    let pipeline = LogitsPipeline(settings: processors)
     guard let width = beamWidth else {
         var prefix: [Int] = []
         while prefix.last != 0 && prefix.count < maxTokens {
-            let logits = model.logits(source: source, prefix: prefix)
+            var logits = model.logits(source: source, prefix: prefix)
+            for token in TranslationModel.bannedTokens { logits[token] = -.infinity }
             prefix.append(try logits.withUnsafeBytes { try Greedy.choose(from: LogitRow(bytes: $0, dtype: .float32)).token })
         }
         return prefix
@@ -21,7 +25,6 @@ func translate(_ model: TranslationModel, _ sentence: String, beamWidth: Int?) t
     var settings = BeamSearchSettings(width: width, stop: StopConditions(eosTokens: [0], maxNewTokens: maxTokens))
     settings.lengthPenalty = 0
     var search = BeamSearch(settings: settings)
-    let pipeline = LogitsPipeline(settings: ProcessorSettings())
     let workspace = Workspace()
     while !search.isDone {
         let rows = search.beams.map { model.logits(source: source, prefix: $0.tokens) }
@@ -62,7 +65,7 @@ struct ModelTests {
         #expect(state.covered == [true, true, true, true, true, false], "\"near the\" is one phrase")
         #expect(Set(state.continuations) == [[id("del")], [id("de"), id("la")], [id("de"), id("los")], [id("de"), id("las")]])
         let logits = model.logits(source: source, prefix: prefix)
-        #expect(Set(logits.indices.filter { logits[$0] > -.infinity }) == [id("del"), id("de")])
+        #expect(Set(logits.indices.filter { $0 != 1 && logits[$0] > -.infinity }) == [id("del"), id("de")])
     }
 
     @Test("only untranslated words score; the end of sentence only once everything is translated")
@@ -74,7 +77,28 @@ struct ModelTests {
         #expect(first[0] == -.infinity)
         let last = model.logits(source: source, prefix: ["el", "gato", "duerme"].map(id))
         #expect(last[0] > -.infinity)
-        #expect(last.enumerated().allSatisfy { $0.offset == 0 || $0.element == -.infinity })
+        #expect(last.enumerated().allSatisfy { $0.offset <= 1 || $0.element == -.infinity })
+    }
+
+    @Test("<other> holds the language model's mass on every word the source does not allow")
+    func otherWords() throws {
+        let source = TranslationModel.tokens("the new girl plays on the tables")
+        let prefix = ["la", "niña", "nueva", "juega", "sobre"].map(id)
+        let logits = model.logits(source: source, prefix: prefix)
+        let allowed = logits.indices.filter { $0 != 1 && logits[$0] > -.infinity }  // inside "on the"
+        #expect(Set(allowed) == Set(["el", "la", "los", "las"].map(id)))
+        let allowedMass = allowed.reduce(0.0) { $0 + exp(model.languageModel($1, after: id("sobre"))) }
+        #expect(abs(Double(logits[1]) - log(1 - allowedMass)) < 1e-5)
+        // After "la", "mesas" is the only word left, but a log-softmax that keeps <other> makes it
+        // cost what the language model thinks of "la mesas"; after "las" it is cheap.
+        func logSoftmax(_ row: [Float], _ token: Int) -> Double {
+            let scores = row.map(Double.init)
+            let top = scores.max()!
+            return scores[token] - top - log(scores.reduce(0) { $0 + exp($1 - top) })
+        }
+        let afterLa = logSoftmax(model.logits(source: source, prefix: prefix + [id("la")]), id("mesas"))
+        let afterLas = logSoftmax(model.logits(source: source, prefix: prefix + [id("las")]), id("mesas"))
+        #expect(afterLa < afterLas - 5)
     }
 
     @Test("the score is the bigram language model plus the lexicon, minus the distortion")
@@ -94,7 +118,7 @@ struct ModelTests {
         #expect(pairs.count >= 60)
         let references = pairs.map(\.reference)
         let greedy = try pairs.map { model.text(try translate(model, $0.source, beamWidth: nil)) }
-        let beam = try pairs.map { model.text(try translate(model, $0.source, beamWidth: 4)) }
+        let beam = try pairs.map { model.text(try translate(model, $0.source, beamWidth: 8)) }
         let greedyBLEU = TranslationMetrics.bleu(hypotheses: greedy, references: references)
         let beamBLEU = TranslationMetrics.bleu(hypotheses: beam, references: references)
         print("greedy BLEU \(greedyBLEU), beam BLEU \(beamBLEU); exact: greedy \(zip(greedy, references).filter { $0 == $1 }.count), beam \(zip(beam, references).filter { $0 == $1 }.count)")

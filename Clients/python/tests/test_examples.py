@@ -52,6 +52,7 @@ def test_translation_demo_beam_beats_greedy_through_the_daemon(daemon):
     assert all(row["sentences"] >= 60 for row in rows.values())
     assert rows["beam"]["bleu"] > rows["greedy"]["bleu"] + 5
     assert rows["beam"]["exact"] > rows["greedy"]["exact"]
+    assert rows["beam"]["mean_logprob"] > rows["greedy"]["mean_logprob"], "beam finds more probable translations"
 
 
 def test_nucleus_samples_differ_across_seeds_and_repeat_with_the_same_seed(daemon):

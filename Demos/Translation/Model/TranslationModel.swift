@@ -11,12 +11,22 @@ import RealModule
 ///     log P_LM(w | previous word) + log P_lex(phrase | source words) − distortion × jump,
 /// where jump is how far the phrase's source words are from the word after the last translated
 /// one; the later words of a phrase score log P_LM(w | previous word) alone. The end of sentence
-/// scores log P_LM(</s> | previous word) once no source phrase is left to translate. Every other word is
-/// masked (−inf). Demos/Translation/translate_demo.py computes the same floats in Python.
+/// scores log P_LM(</s> | previous word) once no source phrase is left to translate.
+///
+/// Every other word is masked (−inf) except `<other>`, which holds the language model's mass on
+/// all the words the source does not allow: log(1 − Σ P_LM(allowed | previous word)). The demo
+/// bans it (`bannedTokens`), so it is never chosen, but beam search log-softmaxes a row before it
+/// bans, as Hugging Face does: a step that can only continue with a word the language model finds
+/// unlikely ("la" → "mesas") then costs what it should, instead of nothing because it was the only
+/// choice. Greedy decoding cannot see that cost coming; beam search can.
+/// Demos/Translation/translate_demo.py computes the same floats in Python.
 public struct TranslationModel: Sendable {
     public static let endOfSentence = "</s>"
+    public static let otherWords = "<other>"
+    /// The tokens a session must ban: `<other>` is a score, not a word.
+    public static let bannedTokens = [1]
 
-    /// Target words; id 0 is the end of sentence.
+    /// Target words; id 0 is the end of sentence, id 1 `<other>`.
     public let vocabulary: [String]
     /// English phrase (space-separated) → (target word ids, log P(target | english)).
     private let lexicon: [String: [(ids: [Int], logProbability: Double)]]
@@ -30,8 +40,8 @@ public struct TranslationModel: Sendable {
     public init(directory: URL) throws {
         let lexiconLines = try String(contentsOf: directory.appendingPathComponent("lexicon.tsv"), encoding: .utf8).split(separator: "\n")
         let corpus = try String(contentsOf: directory.appendingPathComponent("corpus.txt"), encoding: .utf8).split(separator: "\n")
-        var vocabulary = [Self.endOfSentence]
-        var ids = [Self.endOfSentence: 0]
+        var vocabulary = [Self.endOfSentence, Self.otherWords]
+        var ids = [Self.endOfSentence: 0, Self.otherWords: 1]
         func id(_ word: String) -> Int {
             if let existing = ids[word] { return existing }
             ids[word] = vocabulary.count
@@ -151,12 +161,28 @@ public struct TranslationModel: Sendable {
         if !phraseAvailable {
             logits[0] = Float(languageModel(0, after: previous))
         }
+        let allowedMass = vocabulary.indices.reduce(0.0) { mass, id in
+            logits[id] > -.infinity ? mass + Double.exp(languageModel(id, after: previous)) : mass
+        }
+        if allowedMass < 1 { logits[1] = Float(Double.log(onePlus: -allowedMass)) }
         return logits
     }
 
-    /// Target ids as text, without the end of sentence.
+    /// log P(tokens | source) under the model: each step's row log-softmaxed with `<other>` in it.
+    /// Beam search maximises this; it compares every strategy's output on one scale (the log p a
+    /// session reports for greedy or sampling is over the row after `<other>` is banned).
+    public func logProbability(source: [String], tokens: [Int]) -> Double {
+        tokens.indices.reduce(0.0) { total, step in
+            let row = logits(source: source, prefix: Array(tokens[..<step])).map(Double.init)
+            let top = row.max()!
+            let sum = row.reduce(0.0) { $0 + Double.exp($1 - top) }
+            return total + row[tokens[step]] - top - Double.log(sum)
+        }
+    }
+
+    /// Target ids as text, without the end of sentence (or `<other>`).
     public func text(_ ids: [Int]) -> String {
-        ids.filter { $0 != 0 }.map { vocabulary[$0] }.joined(separator: " ")
+        ids.filter { $0 > 1 }.map { vocabulary[$0] }.joined(separator: " ")
     }
 
     /// The test set: (english, reference spanish) pairs.

@@ -24,7 +24,7 @@ struct TranslateDemo: ParsableCommand {
     var strategy = "all"
 
     @Option(help: "Beam width.")
-    var beamWidth = 4
+    var beamWidth = 8
 
     @Option(help: "Nucleus (top-p) mass.")
     var topP: Float = 0.9
@@ -109,8 +109,10 @@ struct TranslateDemo: ParsableCommand {
     func translate(_ sentence: String, _ choice: Choice, model: TranslationModel, client: LogitdClient) throws -> [Translation] {
         let source = TranslationModel.tokens(sentence)
         var parameters = SessionParameters(strategy: choice == .beam ? .beam : choice == .nucleus ? .sample : .greedy, vocabSize: model.vocabularySize)
-        parameters.maxNewTokens = source.count + 2
+        // A two-word phrase can become three words ("near the" → "cerca de la").
+        parameters.maxNewTokens = 2 * source.count + 2
         parameters.processors.eosTokens = [0]
+        parameters.processors.bannedTokens = TranslationModel.bannedTokens
         switch choice {
         case .greedy: break
         case .beam:
@@ -133,7 +135,7 @@ struct TranslateDemo: ParsableCommand {
             return rows.flatMap { $0 }
         }
         return (session.result?.sequences ?? []).map {
-            Translation(text: model.text($0.tokens), logprob: $0.logprobSum)
+            Translation(text: model.text($0.tokens), logprob: model.logProbability(source: source, tokens: $0.tokens))
         }
     }
 
