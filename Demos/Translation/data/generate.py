@@ -35,6 +35,20 @@ NOUNS = {
     "apple": ("apples", "manzana", "manzanas", "f"), "star": ("stars", "estrella", "estrellas", "f"),
     "wall": ("walls", "pared", "paredes", "f"), "bridge": ("bridges", "puente", "puentes", "m"),
     "field": ("fields", "campo", "campos", "m"), "school": ("schools", "escuela", "escuelas", "f"),
+    "bottle": ("bottles", "botella", "botellas", "f"), "cup": ("cups", "taza", "tazas", "f"),
+    "plate": ("plates", "plato", "platos", "m"), "kitchen": ("kitchens", "cocina", "cocinas", "f"),
+    "room": ("rooms", "habitación", "habitaciones", "f"), "cloud": ("clouds", "nube", "nubes", "f"),
+    "moon": ("moons", "luna", "lunas", "f"), "pen": ("pens", "pluma", "plumas", "f"),
+    "hat": ("hats", "sombrero", "sombreros", "m"), "coat": ("coats", "abrigo", "abrigos", "m"),
+    "shirt": ("shirts", "camisa", "camisas", "f"), "island": ("islands", "isla", "islas", "f"),
+    "forest": ("forests", "bosque", "bosques", "m"), "lake": ("lakes", "lago", "lagos", "m"),
+    "wolf": ("wolves", "lobo", "lobos", "m"), "mouse": ("mice", "ratón", "ratones", "m"),
+    "duck": ("ducks", "pato", "patos", "m"), "pig": ("pigs", "cerdo", "cerdos", "m"),
+    "goat": ("goats", "cabra", "cabras", "f"), "hen": ("hens", "gallina", "gallinas", "f"),
+    "doctor": ("doctors", "médico", "médicos", "m"), "king": ("kings", "rey", "reyes", "m"),
+    "queen": ("queens", "reina", "reinas", "f"), "clock": ("clocks", "reloj", "relojes", "m"),
+    "picture": ("pictures", "cuadro", "cuadros", "m"), "church": ("churches", "iglesia", "iglesias", "f"),
+    "tower": ("towers", "torre", "torres", "f"), "village": ("villages", "pueblo", "pueblos", "m"),
 }
 # Words with two senses: the language model has to tell them apart from their neighbours.
 AMBIGUOUS = {
@@ -51,6 +65,11 @@ ADJECTIVES = {
     "yellow": ("amarillo", "amarilla", "amarillos", "amarillas"), "quiet": ("tranquilo", "tranquila", "tranquilos", "tranquilas"),
     "dark": ("oscuro", "oscura", "oscuros", "oscuras"), "cold": ("frío", "fría", "fríos", "frías"),
     "happy": ("feliz", "feliz", "felices", "felices"), "blue": ("azul", "azul", "azules", "azules"),
+    "long": ("largo", "larga", "largos", "largas"), "short": ("corto", "corta", "cortos", "cortas"),
+    "warm": ("cálido", "cálida", "cálidos", "cálidas"), "clean": ("limpio", "limpia", "limpios", "limpias"),
+    "dirty": ("sucio", "sucia", "sucios", "sucias"), "strong": ("fuerte", "fuerte", "fuertes", "fuertes"),
+    "young": ("joven", "joven", "jóvenes", "jóvenes"), "rich": ("rico", "rica", "ricos", "ricas"),
+    "poor": ("pobre", "pobre", "pobres", "pobres"), "empty": ("vacío", "vacía", "vacíos", "vacías"),
 }
 # English verb (3rd singular, plural) → Spanish (3rd singular, plural).
 VERBS = {
@@ -58,10 +77,14 @@ VERBS = {
     ("falls", "fall"): ("cae", "caen"), ("waits", "wait"): ("espera", "esperan"),
     ("shines", "shine"): ("brilla", "brillan"), ("sings", "sing"): ("canta", "cantan"),
     ("plays", "play"): ("juega", "juegan"), ("rests", "rest"): ("descansa", "descansan"),
+    ("walks", "walk"): ("camina", "caminan"), ("swims", "swim"): ("nada", "nadan"),
+    ("laughs", "laugh"): ("ríe", "ríen"), ("dances", "dance"): ("baila", "bailan"),
 }
 TRANSITIVE = {("sees", "see"): ("ve", "ven"), ("finds", "find"): ("encuentra", "encuentran"),
               ("likes", "like"): ("quiere", "quieren"), ("paints", "paint"): ("pinta", "pintan"),
-              ("opens", "open"): ("abre", "abren"), ("carries", "carry"): ("lleva", "llevan")}
+              ("opens", "open"): ("abre", "abren"), ("carries", "carry"): ("lleva", "llevan"),
+              ("buys", "buy"): ("compra", "compran"), ("watches", "watch"): ("mira", "miran"),
+              ("breaks", "break"): ("rompe", "rompen")}
 # Prepositions, some of them two Spanish words.
 PREPOSITIONS = {"in": ["en"], "on": ["sobre"], "near": ["cerca", "de"], "under": ["bajo"],
                 "behind": ["detrás", "de"], "with": ["con"]}
@@ -158,7 +181,7 @@ def main() -> None:
     generator = sentences(rng)
     corpus: list[str] = []
     seen: set[str] = set()
-    while len(corpus) < 3000:
+    while len(corpus) < 5000:
         _, spanish = next(generator)
         corpus.append(spanish)
         seen.add(spanish)
