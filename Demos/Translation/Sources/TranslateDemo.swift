@@ -127,7 +127,10 @@ struct TranslateDemo: ParsableCommand {
             parameters.n = samples
         }
         let session = try client.open(parameters)
-        if explain { print("  [\(choice.label)]") }
+        if explain {
+            print("  [\(choice.label)]  p: among the words the source allows; with <other>: beside the")
+            print("  language model's mass on every other word, the probability beam search adds up")
+        }
         _ = try session.run { session in
             let prefixes = choice == .beam ? session.livePrefixes : session.liveSequences.map { session.sequences[$0] }
             let rows = prefixes.map { model.logits(source: source, prefix: $0) }
@@ -139,15 +142,20 @@ struct TranslateDemo: ParsableCommand {
         }
     }
 
-    /// One step of --explain: per live prefix, the best candidates with logit, probability and a bar.
+    /// One step of --explain: per live prefix, the best candidates with their logit, their
+    /// probability among the allowed words (what greedy and nucleus choose from, with a bar) and
+    /// their probability with `<other>` in the row (what beam search adds up).
     func explainStep(model: TranslationModel, prefixes: [[Int]], rows: [[Float]]) {
         for (prefix, logits) in zip(prefixes, rows) {
-            let probabilities = (try? Softmax.probabilities(of: logits)) ?? []
-            let top = logits.indices.filter { logits[$0] > -.infinity }.sorted { logits[$0] > logits[$1] }.prefix(4)
+            var allowed = logits
+            for token in TranslationModel.bannedTokens { allowed[token] = -.infinity }
+            let probabilities = (try? Softmax.probabilities(of: allowed)) ?? []
+            let withOther = (try? Softmax.probabilities(of: logits)) ?? []
+            let top = allowed.indices.filter { allowed[$0] > -.infinity }.sorted { allowed[$0] > allowed[$1] }.prefix(4)
             print("    \(model.text(prefix).isEmpty ? "·" : model.text(prefix)) →")
             for id in top {
-                let bar = String(repeating: "█", count: Int((probabilities[id] * 30).rounded()))
-                print("      \(model.vocabulary[id].padding(toLength: 10, withPad: " ", startingAt: 0)) logit \(String(format: "%6.2f", logits[id]))  p \(String(format: "%.2f", probabilities[id])) \(bar)")
+                let bar = String(repeating: "█", count: Int((probabilities[id] * 20).rounded()))
+                print("      \(model.vocabulary[id].padding(toLength: 10, withPad: " ", startingAt: 0)) logit \(String(format: "%6.2f", logits[id]))  p \(String(format: "%.2f", probabilities[id]))  with <other> \(String(format: "%.3f", withOther[id])) \(bar)")
             }
         }
     }
