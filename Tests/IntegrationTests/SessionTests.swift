@@ -179,15 +179,19 @@ struct SessionTests {
         #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
     }
 
-    @Test("a batched step of several sessions decodes what separate steps decode")
+    @Test("a batched step of many sessions decodes what separate steps decode")
     func batched() throws {
         let daemon = try DaemonProcess(workers: 2)
         let client = try LogitdClient(endpoint: daemon.endpoint)
-        let setups = [
+        let kinds = [
             parameters(.greedy),
             parameters(.sample) { $0.seed = 3; $0.n = 2; $0.processors.minP = 0.05 },
             parameters(.beam) { $0.beamWidth = 3; $0.numReturn = 2 },
         ]
+        // More entries than cores, so that every lane decodes several sessions of different
+        // kinds with the same scratch Workspace.
+        let count = 2 * ProcessInfo.processInfo.activeProcessorCount + 1
+        let setups = (0..<max(count, kinds.count)).map { kinds[$0 % kinds.count] }
         let single = try setups.map { try client.open($0) }
         for session in single { _ = try session.run(model: { rows(for: $0, vocab: Self.vocab) }) }
         let batched = try setups.map { try client.open($0) }
