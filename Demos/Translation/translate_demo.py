@@ -84,11 +84,10 @@ class TranslationModel:
                         found.append((start, length, phrases))
         return found
 
-    def state(self, source: list[str], prefix: list[int]):
+    def state(self, options, source_length: int, prefix: list[int]):
         """(covered, last, continuations), aligned exactly as the Swift model aligns them."""
-        options = self.options(source)
         covered = [not any(start <= position < start + length for start, length, _ in options)
-                   for position in range(len(source))]
+                   for position in range(source_length)]
         last = -1
         continuations: list[list[int]] = []
         for token in prefix:
@@ -105,7 +104,8 @@ class TranslationModel:
         return covered, last, continuations
 
     def logits(self, source: list[str], prefix: list[int]) -> np.ndarray:
-        covered, last, continuations = self.state(source, prefix)
+        options = self.options(source)
+        covered, last, continuations = self.state(options, len(source), prefix)
         previous = prefix[-1] if prefix else -1
         translation = [-math.inf] * len(self.vocabulary)
         phrase_available = bool(continuations)
@@ -113,7 +113,7 @@ class TranslationModel:
             for continuation in continuations:
                 translation[continuation[0]] = 0.0
         else:
-            for start, length, phrases in self.options(source):
+            for start, length, phrases in options:
                 if any(covered[p] for p in range(start, start + length)):
                     continue
                 jump = self.distortion * abs(start - (last + 1))

@@ -116,8 +116,11 @@ public struct TranslationModel: Sendable {
     }
 
     public func state(source: [String], prefix: [Int]) -> State {
-        let options = options(source)
-        var covered = source.indices.map { position in !options.contains { $0.start <= position && position < $0.start + $0.length } }
+        state(options: options(source), sourceLength: source.count, prefix: prefix)
+    }
+
+    private func state(options: [Option], sourceLength: Int, prefix: [Int]) -> State {
+        var covered = (0..<sourceLength).map { position in !options.contains { $0.start <= position && position < $0.start + $0.length } }
         var last = -1
         var continuations: [[Int]] = []
         for token in prefix {
@@ -137,14 +140,15 @@ public struct TranslationModel: Sendable {
 
     /// The raw scores for the next target word (one per vocabulary entry).
     public func logits(source: [String], prefix: [Int]) -> [Float] {
-        let current = state(source: source, prefix: prefix)
+        let options = options(source)
+        let current = state(options: options, sourceLength: source.count, prefix: prefix)
         let previous = prefix.last ?? -1
         var translation = [Double](repeating: -.infinity, count: vocabulary.count)
         var phraseAvailable = !current.continuations.isEmpty
         if !current.continuations.isEmpty {
             for continuation in current.continuations { translation[continuation[0]] = 0 }
         } else {
-            for option in options(source) where (option.start..<(option.start + option.length)).allSatisfy({ !current.covered[$0] }) {
+            for option in options where (option.start..<(option.start + option.length)).allSatisfy({ !current.covered[$0] }) {
                 let jump = distortion * Double(abs(option.start - (current.last + 1)))
                 phraseAvailable = true
                 for phrase in option.phrases {
