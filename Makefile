@@ -47,8 +47,8 @@ DEMO := $(BUILD_DIR)/translate-demo --endpoint $(ENDPOINT)
 demo: build
 	@$(LOGITD) serve --config $(CONFIG) --log-level warning & daemon=$$!; \
 	$(DEMO) --softmax \
-		"the black cat sleeps" "the small houses see the red car" \
-		"the red trees rest near the bank of the city" \
+		"the black cat sleeps" "the man walks near the bank of the city" \
+		"the trees rest near the bank of the river" \
 	&& echo && $(DEMO) --evaluate \
 	&& echo && echo "The same model process in Python (Demos/Translation/translate_demo.py):" \
 	&& $(PYTHON) Demos/Translation/translate_demo.py "the black cat sleeps"; status=$$?; \

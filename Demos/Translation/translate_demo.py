@@ -31,6 +31,7 @@ class TranslationModel:
 
     smoothing = 0.01
     distortion = 1.0
+    determiner = "the"  # its translation agrees with the noun it introduces
 
     def __init__(self, directory: pathlib.Path):
         self.vocabulary = [END_OF_SENTENCE, OTHER_WORDS]
@@ -74,52 +75,85 @@ class TranslationModel:
         return sentence.lower().split()
 
     def options(self, source: list[str]) -> list[tuple[int, int, list[tuple[list[int], float]]]]:
-        """(start, length, phrases) for every lexicon phrase in the source, leftmost, longer first."""
+        """(start, length, phrases) for every lexicon phrase in the source, leftmost, longer first;
+        the phrases of one ending in "the" carry their agreement with its noun as probability."""
         found = []
         for start in range(len(source)):
             for length in (2, 1):
                 if start + length <= len(source):
                     phrases = self.lexicon.get(" ".join(source[start:start + length]))
-                    if phrases is not None:
-                        found.append((start, length, phrases))
+                    if phrases is None:
+                        continue
+                    if source[start + length - 1] == self.determiner:
+                        phrases = self.agreeing(phrases, source[start + length:start + length + 3])
+                    found.append((start, length, phrases))
         return found
 
+    def agreeing(self, phrases, noun_candidates: list[str]):
+        """Phrases ending in an article, rescored by how often the corpus puts that article right
+        before a translation of the noun (the first candidate seen after one of the articles)."""
+        for word in noun_candidates:
+            nouns = {ids[0] for ids, _ in self.lexicon.get(word, [])}
+            counts = []
+            for ids, _ in phrases:
+                count = 0.0
+                for noun in nouns:
+                    count += self.bigrams.get(ids[-1], {}).get(noun, 0.0)
+                counts.append(count)
+            total = sum(counts)
+            if total > 0:
+                denominator = total + self.smoothing * len(phrases)
+                return [(ids, math.log((count + self.smoothing) / denominator)) for (ids, _), count in zip(phrases, counts)]
+        return phrases
+
+    @staticmethod
+    def mass_by_first_word(phrases) -> dict[int, float]:
+        """Σ P_lex of the phrases starting with each word, summed in the phrases' order."""
+        masses: dict[int, float] = {}
+        for ids, log_probability in phrases:
+            masses[ids[0]] = masses.get(ids[0], 0.0) + math.exp(log_probability)
+        return masses
+
     def state(self, options, source_length: int, prefix: list[int]):
-        """(covered, last, continuations), aligned exactly as the Swift model aligns them."""
+        """(covered, continuations as (words to come, phrase log P_lex)), aligned as in Swift."""
         covered = [not any(start <= position < start + length for start, length, _ in options)
                    for position in range(source_length)]
-        last = -1
-        continuations: list[list[int]] = []
+        continuations: list[tuple[list[int], float]] = []
         for token in prefix:
             if continuations:
-                continuations = [rest[1:] for rest in continuations if rest[0] == token and len(rest) > 1]
+                continuations = [(rest[1:], log_probability) for rest, log_probability in continuations
+                                 if rest[0] == token and len(rest) > 1]
                 continue
             for start, length, phrases in options:
                 if all(not covered[p] for p in range(start, start + length)) and any(ids[0] == token for ids, _ in phrases):
                     for position in range(start, start + length):
                         covered[position] = True
-                    last = start + length - 1
-                    continuations = [ids[1:] for ids, _ in phrases if ids[0] == token and len(ids) > 1]
+                    continuations = [(ids[1:], log_probability) for ids, log_probability in phrases
+                                     if ids[0] == token and len(ids) > 1]
                     break
-        return covered, last, continuations
+        return covered, continuations
 
     def logits(self, source: list[str], prefix: list[int]) -> np.ndarray:
         options = self.options(source)
-        covered, last, continuations = self.state(options, len(source), prefix)
+        covered, continuations = self.state(options, len(source), prefix)
         previous = prefix[-1] if prefix else -1
         translation = [-math.inf] * len(self.vocabulary)
         phrase_available = bool(continuations)
         if continuations:
-            for continuation in continuations:
-                translation[continuation[0]] = 0.0
+            total = 0.0
+            for _, log_probability in continuations:
+                total += math.exp(log_probability)
+            for word, mass in self.mass_by_first_word(continuations).items():
+                translation[word] = math.log(mass / total)
         else:
+            first_untranslated = covered.index(False) if False in covered else 0
             for start, length, phrases in options:
                 if any(covered[p] for p in range(start, start + length)):
                     continue
-                jump = self.distortion * abs(start - (last + 1))
+                jump = self.distortion * (start - first_untranslated)
                 phrase_available = True
-                for ids, log_probability in phrases:
-                    translation[ids[0]] = max(translation[ids[0]], log_probability - jump)
+                for word, mass in self.mass_by_first_word(phrases).items():
+                    translation[word] = max(translation[word], math.log(mass) - jump)
         logits = np.full(len(self.vocabulary), -np.inf, dtype=np.float32)
         for word, score in enumerate(translation):
             if score > -math.inf:

@@ -53,7 +53,6 @@ struct ModelTests {
         let source = TranslationModel.tokens("the black cat sees the cat")
         let state = model.state(source: source, prefix: ["el", "gato", "negro"].map(id))
         #expect(state.covered == [true, true, true, false, false, false])
-        #expect(state.last == 1, "\"negro\" translated \"black\", position 1")
         #expect(state.continuations.isEmpty)
     }
 
@@ -63,7 +62,7 @@ struct ModelTests {
         let prefix = ["el", "gato", "duerme", "cerca"].map(id)
         let state = model.state(source: source, prefix: prefix)
         #expect(state.covered == [true, true, true, true, true, false], "\"near the\" is one phrase")
-        #expect(Set(state.continuations) == [[id("del")], [id("de"), id("la")], [id("de"), id("los")], [id("de"), id("las")]])
+        #expect(Set(state.continuations.map(\.words)) == [[id("del")], [id("de"), id("la")], [id("de"), id("los")], [id("de"), id("las")]])
         let logits = model.logits(source: source, prefix: prefix)
         #expect(Set(logits.indices.filter { $0 != 1 && logits[$0] > -.infinity }) == [id("del"), id("de")])
     }
@@ -103,13 +102,60 @@ struct ModelTests {
 
     @Test("the score is the bigram language model plus the lexicon, minus the distortion")
     func scoreDefinition() throws {
-        let source = TranslationModel.tokens("the black cat")
-        let el = id("el"), gato = id("gato"), negro = id("negro")
-        let logits = model.logits(source: source, prefix: [el])
-        // After "el": "gato" translates position 2, one past the expected next position (1).
-        #expect(abs(Double(logits[gato]) - (model.languageModel(gato, after: el) + log(1.0) - model.distortion)) < 1e-5)
+        let source = TranslationModel.tokens("the black cat sleeps")
+        let el = id("el"), gato = id("gato"), negro = id("negro"), duerme = id("duerme")
+        let afterEl = model.logits(source: source, prefix: [el])
+        // After "el": "gato" (position 2) starts one word past the first untranslated one, "black".
+        #expect(abs(Double(afterEl[gato]) - (model.languageModel(gato, after: el) + log(1.0) - model.distortion)) < 1e-5)
         // "negro" translates position 1 with P = 1/4 (negro, negra, negros, negras).
-        #expect(abs(Double(logits[negro]) - (model.languageModel(negro, after: el) + log(0.25))) < 1e-5)
+        #expect(abs(Double(afterEl[negro]) - (model.languageModel(negro, after: el) + log(0.25))) < 1e-5)
+        // After "el gato": "duerme" (position 3) starts two past "black"; "negro" translates it.
+        let afterGato = model.logits(source: source, prefix: [el, gato])
+        #expect(abs(Double(afterGato[duerme]) - (model.languageModel(duerme, after: gato) - 2 * model.distortion)) < 1e-5)
+        #expect(abs(Double(afterGato[negro]) - (model.languageModel(negro, after: gato) + log(0.25))) < 1e-5)
+    }
+
+    /// log P_lex of `word` in a row: the logit minus the language model (no distortion involved).
+    func lexical(_ logits: [Float], _ word: String, after previous: Int) -> Double {
+        Double(logits[id(word)]) - model.languageModel(id(word), after: previous)
+    }
+
+    @Test("\"the\" agrees with the noun it introduces, past its adjectives")
+    func articleAgreement() throws {
+        let cat = model.logits(source: TranslationModel.tokens("the black cat sleeps"), prefix: [])
+        #expect(lexical(cat, "el", after: -1) > log(0.99))
+        for other in ["la", "los", "las"] { #expect(lexical(cat, other, after: -1) < log(0.01)) }
+        let houses = model.logits(source: TranslationModel.tokens("the small houses see the red car"), prefix: [])
+        #expect(lexical(houses, "las", after: -1) > log(0.99))
+    }
+
+    @Test("an ambiguous noun leaves its article open; a two-word phrase's probability is spread over its words")
+    func ambiguousArticle() throws {
+        let source = TranslationModel.tokens("the cat sleeps near the bank of the river")
+        let prefix = ["el", "gato", "duerme"].map(id)
+        // "cerca" starts all four translations of "near the": together they hold P_lex = 1.
+        let first = model.logits(source: source, prefix: prefix)
+        #expect(abs(lexical(first, "cerca", after: id("duerme"))) < 1e-5)
+        // Then "del" (banco) and "de" (la orilla) share it: both senses stay possible.
+        let second = model.logits(source: source, prefix: prefix + [id("cerca")])
+        let del = lexical(second, "del", after: id("cerca")), de = lexical(second, "de", after: id("cerca"))
+        #expect(del > log(0.2) && de > log(0.2))
+        #expect(abs(exp(del) + exp(de) - 1) < 1e-4, "del + de la + de los + de las")
+        // After "de", "la" carries what "de la" had (the orilla sense); "los" and "las" almost nothing.
+        let third = model.logits(source: source, prefix: prefix + [id("cerca"), id("de")])
+        #expect(lexical(third, "la", after: id("de")) > log(0.99))
+    }
+
+    @Test("fluent: every word pair of a finished sentence occurs in the corpus")
+    func fluency() throws {
+        // The corpus does not hold every word pair the grammar allows, so a few references fail too.
+        let references = try TranslationModel.testSet(directory: dataDirectory).map { TranslationModel.tokens($0.reference).map(id) + [0] }
+        let fluentReferences = references.filter(model.isFluent).count
+        #expect(fluentReferences >= references.count * 9 / 10, "\(fluentReferences) of \(references.count)")
+        let sentence = ["el", "perro", "negro", "duerme", "</s>"].map(id)
+        let checks = [sentence, ["la", "perro", "negro", "duerme", "</s>"].map(id), ["el", "negro", "perro", "duerme", "</s>"].map(id),
+                      ["el", "perro", "negra", "duerme", "</s>"].map(id), Array(sentence.dropLast())].map(model.isFluent)
+        #expect(checks == [true, false, false, false, false], "fluent; article, order, adjective agreement; unfinished")
     }
 
     @Test("on the held-out test set, beam search beats greedy decoding")

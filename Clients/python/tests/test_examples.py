@@ -53,13 +53,15 @@ def test_translation_demo_beam_beats_greedy_through_the_daemon(daemon):
     assert rows["beam"]["bleu"] > rows["greedy"]["bleu"] + 5
     assert rows["beam"]["exact"] > rows["greedy"]["exact"]
     assert rows["beam"]["mean_logprob"] > rows["greedy"]["mean_logprob"], "beam finds more probable translations"
+    # Nucleus samples stay mostly fluent: every word pair of most of them occurs in the corpus.
+    assert rows["nucleus"]["fluent"] >= 0.6 * rows["nucleus"]["sentences"]
 
 
 def test_nucleus_samples_differ_across_seeds_and_repeat_with_the_same_seed(daemon):
     def sample(seed: int) -> str:
         result = subprocess.run([translate_demo(), "--endpoint", daemon.endpoint, "--data", str(ROOT / "Demos/Translation/data"),
                                  "--strategy", "nucleus", "--samples", "3", "--seed", str(seed),
-                                 "the small houses see the red car", "the black cat sleeps"],
+                                 "the red trees rest near the bank of the city", "the old man walks near the glass of the car"],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return result.stdout

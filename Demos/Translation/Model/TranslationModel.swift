@@ -8,10 +8,17 @@ import RealModule
 /// scores to logitd as logits. It never decodes: every token is chosen by the daemon.
 ///
 /// The first word of a phrase scores
-///     log P_LM(w | previous word) + log P_lex(phrase | source words) − distortion × jump,
-/// where jump is how far the phrase's source words are from the word after the last translated
-/// one; the later words of a phrase score log P_LM(w | previous word) alone. The end of sentence
-/// scores log P_LM(</s> | previous word) once no source phrase is left to translate.
+///     log P_LM(w | previous word) + log P_lex(phrases starting with w | source words) − distortion × jump,
+/// where jump is how far the phrase starts from the first untranslated source word; each later
+/// word of a phrase scores log P_LM(w | previous word) + log P_lex(w | the phrase's words so far),
+/// so a phrase's lexical probability is paid once, spread over its words. The end of sentence scores log P_LM(</s> | previous word) once no source phrase is left to translate.
+///
+/// The lexicon cannot choose an article: "the" is el, la, los or las. A translator chooses it by
+/// the noun it introduces, and so does the model: for a phrase ending in "the" it finds that noun
+/// (the first of the next three source words whose translations the corpus puts right after one
+/// of the candidate articles) and scores each candidate by how often the corpus puts its last word
+/// before the noun's translations. An unambiguous noun fixes its article; "bank" (banco or orilla)
+/// leaves "del" and "de la" open, and only a look further ahead (beam search) can settle it.
 ///
 /// Every other word is masked (−inf) except `<other>`, which holds the language model's mass on
 /// all the words the source does not allow: log(1 − Σ P_LM(allowed | previous word)). The demo
@@ -22,6 +29,8 @@ import RealModule
 /// Demos/Translation/translate_demo.py computes the same floats in Python.
 public struct TranslationModel: Sendable {
     public static let endOfSentence = "</s>"
+    /// The English article, whose translation agrees with the noun it introduces.
+    static let determiner = "the"
     public static let otherWords = "<other>"
     /// The tokens a session must ban: `<other>` is a score, not a word.
     public static let bannedTokens = [1]
@@ -91,28 +100,51 @@ public struct TranslationModel: Sendable {
         let phrases: [(ids: [Int], logProbability: Double)]
     }
 
-    /// Every lexicon phrase of one or two words found in the source, leftmost first, longer first.
+    /// Every lexicon phrase of one or two words found in the source, leftmost first, longer first;
+    /// the phrases of one ending in "the" carry their agreement with its noun as their probability.
     func options(_ source: [String]) -> [Option] {
         var found: [Option] = []
         for start in source.indices {
             for length in [2, 1] where start + length <= source.count {
-                if let phrases = lexicon[source[start..<(start + length)].joined(separator: " ")] {
-                    found.append(Option(start: start, length: length, phrases: phrases))
+                guard var phrases = lexicon[source[start..<(start + length)].joined(separator: " ")] else { continue }
+                if source[start + length - 1] == Self.determiner {
+                    phrases = agreeing(phrases, nounCandidates: source[(start + length)...].prefix(3))
                 }
+                found.append(Option(start: start, length: length, phrases: phrases))
             }
         }
         return found
     }
 
+    /// `phrases` (each ending in an article) rescored by how often the corpus puts their last word
+    /// right before a translation of the noun: the first of `nounCandidates` that the corpus ever
+    /// puts after one of those articles (adjectives never follow an article in Spanish).
+    private func agreeing(_ phrases: [(ids: [Int], logProbability: Double)], nounCandidates: ArraySlice<String>) -> [(ids: [Int], logProbability: Double)] {
+        for word in nounCandidates {
+            let nouns = Set((lexicon[word] ?? []).map { $0.ids[0] })
+            let counts = phrases.map { phrase in nouns.reduce(0.0) { $0 + (bigrams[phrase.ids.last!]?[$1] ?? 0) } }
+            let total = counts.reduce(0, +)
+            guard total > 0 else { continue }
+            let denominator = total + smoothing * Double(phrases.count)
+            return zip(phrases, counts).map { phrase, count in (phrase.ids, Double.log((count + smoothing) / denominator)) }
+        }
+        return phrases
+    }
+
     /// Where the prefix stands: which source words it translated (words the lexicon does not know
-    /// count as translated), the last translated position, and — when it ends inside a phrase —
-    /// the phrases that can still continue it. Each phrase is aligned to the leftmost untranslated
-    /// source words whose translation starts with its first word.
+    /// count as translated) and, when it ends inside a phrase, the phrases that can still continue
+    /// it. Each phrase is aligned to the leftmost untranslated source words whose translation starts
+    /// with its first word.
     public struct State: Equatable {
         public var covered: [Bool]
-        public var last: Int
-        /// Remaining words of the phrases the prefix may be in the middle of.
-        public var continuations: [[Int]]
+        /// The phrases the prefix may be in the middle of.
+        public var continuations: [Continuation]
+    }
+
+    /// The words still to come of a phrase, and the whole phrase's log P_lex.
+    public struct Continuation: Equatable, Hashable {
+        public var words: [Int]
+        public var logProbability: Double
     }
 
     public func state(source: [String], prefix: [Int]) -> State {
@@ -121,21 +153,22 @@ public struct TranslationModel: Sendable {
 
     private func state(options: [Option], sourceLength: Int, prefix: [Int]) -> State {
         var covered = (0..<sourceLength).map { position in !options.contains { $0.start <= position && position < $0.start + $0.length } }
-        var last = -1
-        var continuations: [[Int]] = []
+        var continuations: [Continuation] = []
         for token in prefix {
             if !continuations.isEmpty {
-                continuations = continuations.filter { $0.first == token }.map { Array($0.dropFirst()) }.filter { !$0.isEmpty }
+                continuations = continuations.filter { $0.words.first == token }
+                    .map { Continuation(words: Array($0.words.dropFirst()), logProbability: $0.logProbability) }
+                    .filter { !$0.words.isEmpty }
                 continue
             }
             guard let option = options.first(where: { option in
                 (option.start..<(option.start + option.length)).allSatisfy { !covered[$0] } && option.phrases.contains { $0.ids.first == token }
             }) else { continue }
             for position in option.start..<(option.start + option.length) { covered[position] = true }
-            last = option.start + option.length - 1
-            continuations = option.phrases.filter { $0.ids.first == token }.map { Array($0.ids.dropFirst()) }.filter { !$0.isEmpty }
+            continuations = option.phrases.filter { $0.ids.first == token && $0.ids.count > 1 }
+                .map { Continuation(words: Array($0.ids.dropFirst()), logProbability: $0.logProbability) }
         }
-        return State(covered: covered, last: last, continuations: continuations)
+        return State(covered: covered, continuations: continuations)
     }
 
     /// The raw scores for the next target word (one per vocabulary entry).
@@ -146,13 +179,18 @@ public struct TranslationModel: Sendable {
         var translation = [Double](repeating: -.infinity, count: vocabulary.count)
         var phraseAvailable = !current.continuations.isEmpty
         if !current.continuations.isEmpty {
-            for continuation in current.continuations { translation[continuation[0]] = 0 }
+            // P_lex(next word | the phrase so far): the mass of the phrases it continues.
+            let total = current.continuations.reduce(0.0) { $0 + Double.exp($1.logProbability) }
+            for (word, mass) in Self.massByFirstWord(current.continuations.map { ($0.words, $0.logProbability) }) {
+                translation[word] = Double.log(mass / total)
+            }
         } else {
             for option in options where (option.start..<(option.start + option.length)).allSatisfy({ !current.covered[$0] }) {
-                let jump = distortion * Double(abs(option.start - (current.last + 1)))
+                // Skipping words costs: translations run mostly left to right, with local swaps.
+                let jump = distortion * Double(option.start - (current.covered.firstIndex(of: false) ?? 0))
                 phraseAvailable = true
-                for phrase in option.phrases {
-                    translation[phrase.ids[0]] = max(translation[phrase.ids[0]], phrase.logProbability - jump)
+                for (word, mass) in Self.massByFirstWord(option.phrases) {
+                    translation[word] = max(translation[word], Double.log(mass) - jump)
                 }
             }
         }
@@ -172,6 +210,19 @@ public struct TranslationModel: Sendable {
         return logits
     }
 
+    /// Σ P_lex of the phrases starting with each word, summed in the phrases' order.
+    private static func massByFirstWord(_ phrases: [(ids: [Int], logProbability: Double)]) -> [(word: Int, mass: Double)] {
+        var masses: [(word: Int, mass: Double)] = []
+        for phrase in phrases {
+            if let index = masses.firstIndex(where: { $0.word == phrase.ids[0] }) {
+                masses[index].mass += Double.exp(phrase.logProbability)
+            } else {
+                masses.append((phrase.ids[0], Double.exp(phrase.logProbability)))
+            }
+        }
+        return masses
+    }
+
     /// log P(tokens | source) under the model: each step's row log-softmaxed with `<other>` in it.
     /// Beam search maximises this; it compares every strategy's output on one scale (the log p a
     /// session reports for greedy or sampling is over the row after `<other>` is banned).
@@ -182,6 +233,19 @@ public struct TranslationModel: Sendable {
             let sum = row.reduce(0.0) { $0 + Double.exp($1 - top) }
             return total + row[tokens[step]] - top - Double.log(sum)
         }
+    }
+
+    /// Whether a finished sentence (ending in `</s>`) has every word pair, from its start to its
+    /// end, somewhere in the corpus: a fluency check that needs no reference translation, since
+    /// the corpus is grammatical Spanish ("la gato" never occurs in it, "el gato" does).
+    public func isFluent(_ ids: [Int]) -> Bool {
+        guard ids.last == 0 else { return false }
+        var previous = -1
+        for word in ids {
+            guard (bigrams[previous]?[word] ?? 0) > 0 else { return false }
+            previous = word
+        }
+        return true
     }
 
     /// Target ids as text, without the end of sentence (or `<other>`).

@@ -103,6 +103,7 @@ struct TranslateDemo: ParsableCommand {
     struct Translation {
         let text: String
         let logprob: Double
+        let fluent: Bool
     }
 
     /// One sentence through one strategy: a session on logitd, the model producing each step's rows.
@@ -138,7 +139,7 @@ struct TranslateDemo: ParsableCommand {
             return rows.flatMap { $0 }
         }
         return (session.result?.sequences ?? []).map {
-            Translation(text: model.text($0.tokens), logprob: model.logProbability(source: source, tokens: $0.tokens))
+            Translation(text: model.text($0.tokens), logprob: model.logProbability(source: source, tokens: $0.tokens), fluent: model.isFluent($0.tokens))
         }
     }
 
@@ -176,7 +177,8 @@ struct TranslateDemo: ParsableCommand {
     }
 }
 
-/// --evaluate: the test set through every strategy, scored with BLEU and chrF.
+/// --evaluate: the test set through every strategy, scored with BLEU and chrF; "fluent" counts the
+/// translations whose every word pair occurs in the Spanish corpus, right or wrong.
 struct Evaluation {
     let model: TranslationModel
     let client: LogitdClient
@@ -186,16 +188,18 @@ struct Evaluation {
         let pairs = try TranslationModel.testSet(directory: URL(fileURLWithPath: demo.data))
         let references = pairs.map(\.reference)
         if !demo.json {
-            print("strategy   sentences   BLEU    chrF   exact   mean log p   ms/sentence")
+            print("strategy  sentences  BLEU   chrF  exact  fluent  mean log p  ms/sentence")
         }
         for strategy in strategies {
             let start = ContinuousClock.now
             var outputs: [String] = []
             var logprobs = 0.0
+            var fluent = 0
             for pair in pairs {
                 let best = try demo.translate(pair.source, strategy, model: model, client: client).first
                 outputs.append(best?.text ?? "")
                 logprobs += best?.logprob ?? 0
+                if best?.fluent == true { fluent += 1 }
             }
             let elapsed = ContinuousClock.now - start
             let milliseconds = (Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15) / Double(pairs.count)
@@ -204,10 +208,14 @@ struct Evaluation {
             let exact = zip(outputs, references).filter { $0 == $1 }.count
             let meanLogprob = logprobs / Double(pairs.count)
             if demo.json {
-                print("{\"strategy\":\"\(strategy.rawValue)\",\"sentences\":\(pairs.count),\"bleu\":\(String(format: "%.2f", bleu)),\"chrf\":\(String(format: "%.2f", chrF)),\"exact\":\(exact),\"mean_logprob\":\(String(format: "%.3f", meanLogprob)),\"ms_per_sentence\":\(String(format: "%.2f", milliseconds))}")
+                print("{\"strategy\":\"\(strategy.rawValue)\",\"sentences\":\(pairs.count),\"bleu\":\(String(format: "%.2f", bleu)),\"chrf\":\(String(format: "%.2f", chrF)),\"exact\":\(exact),\"fluent\":\(fluent),\"mean_logprob\":\(String(format: "%.3f", meanLogprob)),\"ms_per_sentence\":\(String(format: "%.2f", milliseconds))}")
             } else {
-                print("\(strategy.label.padding(toLength: 10, withPad: " ", startingAt: 0)) \(String(format: "%9d   %5.1f   %5.1f   %5d   %10.2f   %11.2f", pairs.count, bleu, chrF, exact, meanLogprob, milliseconds))")
+                print("\(strategy.label.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%9d  %4.1f   %4.1f  %5d  %6d  %10.2f  %11.2f", pairs.count, bleu, chrF, exact, fluent, meanLogprob, milliseconds))")
             }
+        }
+        if !demo.json {
+            let fluentReferences = pairs.filter { model.isFluent(TranslationModel.tokens($0.reference).compactMap(model.vocabulary.firstIndex) + [0]) }.count
+            print("fluent: every word pair occurs in the corpus (\(fluentReferences) of the \(pairs.count) references do)")
         }
     }
 }

@@ -50,10 +50,14 @@ NOUNS = {
     "picture": ("pictures", "cuadro", "cuadros", "m"), "church": ("churches", "iglesia", "iglesias", "f"),
     "tower": ("towers", "torre", "torres", "f"), "village": ("villages", "pueblo", "pueblos", "m"),
 }
-# Words with two senses: the language model has to tell them apart from their neighbours.
+# Words with two senses, told apart by a neighbour: each sense's neighbour takes a different article ("banco de la ciudad", "orilla del río"), so a
+# bigram language model can tell the senses apart, but only once it has seen that article.
 AMBIGUOUS = {
     "bank": [("banco", "bancos", "m", "city"), ("orilla", "orillas", "f", "river")],
-    "glass": [("vaso", "vasos", "m", "table"), ("cristal", "cristales", "m", "window")],
+    "glass": [("vaso", "vasos", "m", "kitchen"), ("cristal", "cristales", "m", "car")],
+    "plant": [("planta", "plantas", "f", "garden"), ("fábrica", "fábricas", "f", "street")],
+    "bat": [("murciélago", "murciélagos", "m", "forest"), ("bate", "bates", "m", "school")],
+    "court": [("corte", "cortes", "f", "king"), ("cancha", "canchas", "f", "school")],
 }
 # English adjective → Spanish forms (m sg, f sg, m pl, f pl).
 ADJECTIVES = {
@@ -131,8 +135,8 @@ def sentences(rng: random.Random):
             place_en, place_es, _ = rng.choice(phrases)
             english = subject_en + [verb_en[1 if plural else 0], preposition] + place_en
             spanish = subject_es + [verb_es[1 if plural else 0]] + contract(PREPOSITIONS[preposition] + place_es)
-        # One sentence in four uses an ambiguous noun, whose sense follows from a neighbour.
-        if rng.random() < 0.25:
+        # Two sentences in five use an ambiguous noun, whose sense follows from a neighbour.
+        if rng.random() < 0.4:
             word = rng.choice(list(AMBIGUOUS))
             sense = rng.choice(AMBIGUOUS[word])
             singular_es, _, gender, context = sense
@@ -181,7 +185,7 @@ def main() -> None:
     generator = sentences(rng)
     corpus: list[str] = []
     seen: set[str] = set()
-    while len(corpus) < 5000:
+    while len(corpus) < 20000:
         _, spanish = next(generator)
         corpus.append(spanish)
         seen.add(spanish)
