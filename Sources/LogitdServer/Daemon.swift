@@ -27,7 +27,7 @@ public final class Daemon: Sendable {
         let workerCount = config.resolvedWorkers
         let welcome = Welcome(server: Self.version, workers: workerCount, limits: config.limits)
         let handler = RequestHandler(welcome: welcome, sessionTTL: config.sessionTTL, maxSessions: config.maxSessions)
-        let broker = try Broker(context: context, config: config, sessions: handler.sessions, logger: logger)
+        let broker = try Broker(context: context, config: config, handler: handler, logger: logger)
         let workersDone = DispatchGroup()
         for index in 0..<workerCount {
             let worker = Worker(index: index, context: context, backendEndpoint: Broker.backendEndpoint,

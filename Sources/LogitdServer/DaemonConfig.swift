@@ -13,6 +13,9 @@ public struct DaemonConfig: Equatable, Sendable {
     /// Where every chosen token is published (a ZeroMQ PUB socket), or nil for no token tap.
     public var tokenTap: String?
     public var logLevel: Logger.Level = .info
+    /// Requests of at most this many bytes (a sparse row, a small vocabulary, OPEN, CLOSE) are
+    /// answered by the broker thread itself, saving the hand-offs to a worker and back; 0: none.
+    public var inlineMaxBytes: Int = 16384
     /// How long requests in flight may take to finish after SIGINT/SIGTERM.
     public var shutdownGrace: Duration = .milliseconds(5000)
     public var limits = ProtocolLimits(maxVocab: 1_048_576, maxRows: 4096, maxMessageBytes: 268_435_456)
@@ -74,6 +77,8 @@ extension DaemonConfig {
                 guard let endpoint = value.string else { throw ConfigError("\(source): server.token_tap must be a string") }
                 config.tokenTap = endpoint.isEmpty ? nil : endpoint
             case ("server", "log_level"): config.logLevel = try reader.logLevel(value, "server.log_level")
+            case ("server", "inline_max_bytes"):
+                config.inlineMaxBytes = try reader.integer(value, "server.inline_max_bytes", in: 0...16_777_216)
             case ("server", "shutdown_grace_ms"):
                 config.shutdownGrace = .milliseconds(try reader.integer(value, "server.shutdown_grace_ms", in: 0...3_600_000))
             case ("limits", "max_vocab"): config.limits.maxVocab = try reader.integer(value, "limits.max_vocab", in: 1...16_777_216)

@@ -35,24 +35,32 @@ struct Worker: Sendable {
             while true {
                 let frames = try socket.receiveMultipart()
                 if frames.count == 1 && frames[0].count == 0 { return }
-                let envelope = Self.envelopeLength(frames)
-                let reply = Array(frames[envelope...]).withUnsafeBytes { handler.handle($0, workspace: workspace) }
-                if let error = reply.error {
-                    logger.warning("refused request", metadata: [
-                        "client": "\(hex(frames[0]))", "request": "\(reply.requestID)", "error": "\(error)",
-                    ])
-                }
-                for frame in frames[..<envelope] {
-                    try socket.send(frame, flags: .more)
-                }
-                try socket.send(multipart: try reply.frames.map { (bytes) throws(ZMQError) in try Message(bytes) })
-                if let tap { Self.publish(reply.frames, to: tap) }
+                try Self.answer(frames, handler: handler, workspace: workspace, logger: logger, to: socket, tap: tap)
             }
         } catch {
             if !error.isContextTerminated {
                 logger.critical("worker \(index) stopped: \(error)")
             }
         }
+    }
+
+    /// Decodes [client envelope…, request frames…] and sends [client envelope…, reply frames…] on
+    /// `socket`, publishing its steps on `tap`; refused requests are logged. The broker answers
+    /// small requests with it too.
+    static func answer(_ frames: [Message], handler: RequestHandler, workspace: Workspace, logger: Logger,
+                       to socket: Socket, tap: Socket?) throws(ZMQError) {
+        let envelope = envelopeLength(frames)
+        let reply = Array(frames[envelope...]).withUnsafeBytes { handler.handle($0, workspace: workspace) }
+        if let error = reply.error {
+            logger.warning("refused request", metadata: [
+                "client": "\(hex(frames[0]))", "request": "\(reply.requestID)", "error": "\(error)",
+            ])
+        }
+        for frame in frames[..<envelope] {
+            try socket.send(frame, flags: .more)
+        }
+        try socket.send(multipart: try reply.frames.map { (bytes) throws(ZMQError) in try Message(bytes) })
+        if let tap { publish(reply.frames, to: tap) }
     }
 
     /// Token tap: for every session step in a reply, [session id (8 bytes), step summary, records].

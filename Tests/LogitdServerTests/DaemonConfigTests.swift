@@ -22,6 +22,7 @@ struct DaemonConfigTests {
             workers = 3
             log_level = "debug"
             shutdown_grace_ms = 250
+            inline_max_bytes = 0
             [limits]
             max_vocab = 50000
             max_rows = 16
@@ -35,6 +36,7 @@ struct DaemonConfigTests {
         #expect(config.workers == 3 && config.resolvedWorkers == 3)
         #expect(config.logLevel == .debug)
         #expect(config.shutdownGrace == .milliseconds(250))
+        #expect(config.inlineMaxBytes == 0)
         #expect(config.limits.maxVocab == 50000 && config.limits.maxRows == 16 && config.limits.maxMessageBytes == 4096)
         #expect(config.ioThreads == 2 && config.sendHighWaterMark == 10 && config.receiveHighWaterMark == 20)
     }

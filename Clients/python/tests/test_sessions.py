@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from logitd import STEP, STEP_DESCRIPTOR, STEP_TOKENS, Client, LogitdError, header
+from logitd import CLOSE, CLOSED, STEP, STEP_DESCRIPTOR, STEP_TOKENS, Client, LogitdError, header
 
 VOCAB = 50
 EOS = 0
@@ -124,6 +124,40 @@ def test_pipelined_steps_are_decoded_in_order(make_daemon):
                 assert request_id == expected
                 token = struct.unpack_from("<I", frames[2], 4)[0]
                 assert token == expected % VOCAB
+        finally:
+            sock.close()
+
+
+def test_pipelined_steps_keep_their_order_between_broker_and_workers(make_daemon):
+    """Dense rows of 8,192 logits (32 KB) go to a worker; sparse rows of 4 candidates and CLOSE are
+    small enough for the broker to answer itself. Pipelined in one session, they still run in order."""
+    daemon = make_daemon(workers=2)
+    vocab = 8192
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=vocab, max_new_tokens=40)
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(daemon.endpoint)
+        try:
+            for step in range(20):
+                target = (step * 37) % vocab
+                if step % 2 == 0:
+                    row = np.zeros(vocab, dtype=np.float32)
+                    row[target] = 1
+                    sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 0, 0, 1, vocab), row.tobytes()])
+                else:
+                    pairs = np.array([(target, 2.0), (1, 1.0), (2, 0.5), (3, 0.0)], dtype=[("token", "<u4"), ("logit", "<f4")])
+                    sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 1, 0, 1, 4), pairs.tobytes()])
+            sock.send_multipart([header(CLOSE, 20), struct.pack("<Q", session.id)])
+            for expected in range(20):
+                assert sock.poll(10000)
+                frames = sock.recv_multipart()
+                assert frames[0][5] == STEP_TOKENS, frames[1][4:]
+                assert struct.unpack_from("<Q", frames[0], 8)[0] == expected
+                assert struct.unpack_from("<I", frames[2], 4)[0] == (expected * 37) % vocab
+            assert sock.poll(10000)
+            closed = sock.recv_multipart()
+            assert closed[0][5] == CLOSED and struct.unpack_from("<Q", closed[0], 8)[0] == 20
         finally:
             sock.close()
 
