@@ -212,9 +212,9 @@ public struct BeamSearch: Sendable {
 
     /// The best `keep` continuations of one beam: processed log-probabilities plus the beam's score.
     private func continuations(of index: Int, row: LogitRow, keep: Int, pipeline: LogitsPipeline, workspace: Workspace) throws(LogitRowError) -> [Continuation] {
-        let summary = try row.validatedSummary(workspace, slot: .inputBlocks)
+        let summary = try row.validatedSummary(workspace, slot: .inputBlocks, exponentialScale: 1)
         let maximum = summary.maximum.value
-        let logNormaliser = maximum + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum)))
+        let logNormaliser = maximum + Float(Double.log(summary.exponentialSum ?? 1))
         let beam = beams[index]
         let candidates: [Candidate]
         if pipeline.isIdentity(sampling: false) {

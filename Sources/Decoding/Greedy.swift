@@ -13,11 +13,10 @@ public struct TokenChoice: Equatable, Sendable {
 
 /// Greedy decoding: the most likely token, the lowest id among equals.
 public enum Greedy {
-    /// The argmax of the row and log softmax at it, which is −log Σ exp(xᵢ − max): one scan for the
-    /// maximum, one for the sum, no output row.
-    public static func choose(from row: LogitRow) throws(LogitRowError) -> TokenChoice {
-        let maximum = try row.validatedMaximum()
-        let sum = row.sumOfExponentials(shiftedBy: maximum.value)
+    /// The argmax of the row and log softmax(row × scale) at it, which is
+    /// −log Σ exp((xᵢ − max) × scale): one scan for both, no output row.
+    public static func choose(from row: LogitRow, scale: Float = 1) throws(LogitRowError) -> TokenChoice {
+        let (maximum, sum) = try row.validatedNormaliser(scale: scale)
         return TokenChoice(token: maximum.index, logprob: Float(-Double.log(sum)))
     }
 }

@@ -25,10 +25,13 @@ public struct RowMaximum: Equatable, Sendable {
     public let index: Int
 }
 
-/// What one scan of a row learns: its maximum, and the maximum of each block of 128 elements.
+/// What one scan of a row learns: its maximum, the maximum of each block of 128 elements, and
+/// (when asked for) softmax's normaliser.
 struct RowSummary {
     let maximum: RowMaximum
     let blockMaxima: UnsafeBufferPointer<Float>
+    /// Σ exp((xᵢ − max) × scale) for the scale the summary was asked for, else nil.
+    let exponentialSum: Double?
 }
 
 /// A kernel over one row, written once and specialised for each element type.
@@ -49,17 +52,25 @@ extension LogitRow {
     /// The maximum and its lowest index, after checking that the row can be decoded at all:
     /// not empty, no NaN, no +inf, not entirely -inf. -inf entries are masks and are allowed.
     public func validatedMaximum() throws(LogitRowError) -> RowMaximum {
-        try validatedScan(MaximumScan())
+        try validatedScan(MaximumScan()).maximum
     }
 
-    /// The validated maximum and the maximum of every block of 128 elements, kept in `workspace`.
-    func validatedSummary(_ workspace: Workspace, slot: Workspace.Slot) throws(LogitRowError) -> RowSummary {
+    /// The validated maximum and softmax's normaliser Σ exp((xᵢ − max) × scale), in one pass.
+    public func validatedNormaliser(scale: Float = 1) throws(LogitRowError) -> (maximum: RowMaximum, exponentialSum: Double) {
+        let scan = try validatedScan(MaximumScan(exponentialScale: scale))
+        return (scan.maximum, scan.exponentialSum)
+    }
+
+    /// The validated maximum and the maximum of every block of 128 elements, kept in `workspace`;
+    /// with `exponentialScale`, softmax's normaliser at that scale too, from the same pass.
+    func validatedSummary(_ workspace: Workspace, slot: Workspace.Slot, exponentialScale: Float? = nil) throws(LogitRowError) -> RowSummary {
         let blocks = workspace.scratch(count: (count + rowBlockSize - 1) / rowBlockSize, slot: slot)
-        let maximum = try validatedScan(MaximumScan(blockMaxima: blocks))
-        return RowSummary(maximum: maximum, blockMaxima: UnsafeBufferPointer(blocks))
+        let scan = try validatedScan(MaximumScan(blockMaxima: blocks, exponentialScale: exponentialScale))
+        return RowSummary(maximum: scan.maximum, blockMaxima: UnsafeBufferPointer(blocks),
+                          exponentialSum: exponentialScale == nil ? nil : scan.exponentialSum)
     }
 
-    private func validatedScan(_ kernel: MaximumScan) throws(LogitRowError) -> RowMaximum {
+    private func validatedScan(_ kernel: MaximumScan) throws(LogitRowError) -> MaximumScan.Result {
         guard count > 0 else { throw .empty }
         let scan = apply(kernel)
         if scan.sawInvalid {
@@ -70,7 +81,7 @@ extension LogitRow {
             }
         }
         guard scan.maximum.value > -.infinity else { throw .allMasked }
-        return scan.maximum
+        return scan
     }
 
     /// Σ exp((xᵢ − shift) × scale) over the row, accumulated in Double.
@@ -84,14 +95,27 @@ let rowBlockSize = 128
 
 /// One pass: per-lane maxima with the first index reaching them, whether any lane saw NaN or +inf,
 /// and optionally the maximum of every block of 128 elements (for the selection kernels, which
-/// then only look inside blocks that can hold a survivor).
+/// then only look inside blocks that can hold a survivor) and Σ exp((xᵢ − max) × scale).
+///
+/// The sum is taken "online": each block of 128 is summed, while it is still in L1, relative to
+/// the largest value seen so far, and the running total (in Double) is rescaled by
+/// exp((old − new) × scale) whenever a block raises that largest value — a few times per row on
+/// real logits, at worst once per block. Softmax's normaliser then costs one read of the row
+/// instead of two, which matters most when the row comes cold from the socket.
 struct MaximumScan: RowKernel {
     struct Result {
         var maximum: RowMaximum
         var sawInvalid: Bool
+        /// Σ exp((xᵢ − maximum) × exponentialScale); 0 when no scale was given.
+        var exponentialSum: Double
     }
 
     var blockMaxima: UnsafeMutableBufferPointer<Float>?
+    var exponentialScale: Float?
+
+    /// Elements whose maximum is found before their exponentials are summed: 8 KB of float32,
+    /// still in L1 for the second look, and one horizontal maximum (a scalar loop) per 2,048.
+    static let chunkSize = 2048
 
     @inline(__always)
     func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Result {
@@ -99,26 +123,38 @@ struct MaximumScan: RowKernel {
         var bestIndex = SIMD16<Int32>(repeating: 0)
         var lane = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         var invalid = SIMDMask<SIMD16<Int32>>(repeating: false)
+        // The online sum: relative to `reference`, the largest value summed so far.
+        var reference = -Float.infinity
+        var total = SIMD16<Double>()
         let vectorEnd = count & ~15
         var index = 0
         var block = 0
         while index < vectorEnd {
-            let blockEnd = min(vectorEnd, index &+ rowBlockSize)
-            var blockBest = SIMD16<Float>(repeating: -.infinity)
-            while index < blockEnd {
-                let values = Element.vector(base, index)
-                // NaN compares unequal to itself; +inf is the only value equal to +inf.
-                invalid .|= (values .!= values) .| (values .== .infinity)
-                let better = values .> best
-                best.replace(with: values, where: better)
-                bestIndex.replace(with: lane, where: better)
-                blockBest.replace(with: values, where: values .> blockBest)
-                lane &+= 16
-                index &+= 16
+            let chunkStart = index
+            let chunkEnd = min(vectorEnd, index &+ Self.chunkSize)
+            var chunkBest = SIMD16<Float>(repeating: -.infinity)
+            while index < chunkEnd {
+                let blockEnd = min(chunkEnd, index &+ rowBlockSize)
+                var blockBest = SIMD16<Float>(repeating: -.infinity)
+                while index < blockEnd {
+                    let values = Element.vector(base, index)
+                    // NaN compares unequal to itself; +inf is the only value equal to +inf.
+                    invalid .|= (values .!= values) .| (values .== .infinity)
+                    let better = values .> best
+                    best.replace(with: values, where: better)
+                    bestIndex.replace(with: lane, where: better)
+                    blockBest.replace(with: values, where: values .> blockBest)
+                    lane &+= 16
+                    index &+= 16
+                }
+                if let blockMaxima {
+                    blockMaxima[block] = blockBest.max()
+                    block &+= 1
+                }
+                chunkBest.replace(with: blockBest, where: blockBest .> chunkBest)
             }
-            if let blockMaxima {
-                blockMaxima[block] = blockBest.max()
-                block &+= 1
+            if let scale = exponentialScale {
+                total.addExponentials(base, Element.self, chunkStart..<chunkEnd, chunkMaximum: chunkBest.max(), reference: &reference, scale: scale)
             }
         }
         var value = best.max()
@@ -132,15 +168,23 @@ struct MaximumScan: RowKernel {
             let tailBlock = index / rowBlockSize
             if tailBlock == block { blockMaxima[tailBlock] = -.infinity }
         }
+        var exponentialSum = total.sum()
         while index < count {
             let x = Element.scalar(base, index)
             if x.isNaN || x == .infinity { sawInvalid = true }
             if x > value { value = x; position = index }
             if let blockMaxima, x > blockMaxima[index / rowBlockSize] { blockMaxima[index / rowBlockSize] = x }
+            if let scale = exponentialScale, x > -.infinity {
+                if x > reference {
+                    if reference > -.infinity { exponentialSum *= Double.exp(Double(reference - x) * Double(scale)) }
+                    reference = x
+                }
+                exponentialSum += Double(exponential((x - reference) * scale))
+            }
             index &+= 1
         }
         if position == Int.max { position = 0 }
-        return Result(maximum: RowMaximum(value: value, index: position), sawInvalid: sawInvalid)
+        return Result(maximum: RowMaximum(value: value, index: position), sawInvalid: sawInvalid, exponentialSum: exponentialSum)
     }
 }
 
@@ -175,6 +219,29 @@ struct ExponentialSum: RowKernel {
 }
 
 extension SIMD16 where Scalar == Double {
+    /// The online sum's step for one chunk (see `MaximumScan`): raises `reference` to the chunk's
+    /// maximum if that is larger, rescaling the running total, then adds Σ exp((xᵢ − reference) × scale).
+    @inline(__always)
+    mutating func addExponentials<Element: LogitElement>(_ base: UnsafeRawPointer, _ element: Element.Type, _ range: Range<Int>,
+                                                         chunkMaximum: Float, reference: inout Float, scale: Float) {
+        if chunkMaximum > reference {
+            if reference > -.infinity { self *= Double.exp(Double(reference - chunkMaximum) * Double(scale)) }
+            reference = chunkMaximum
+        }
+        guard reference > -.infinity else { return }
+        let shift = SIMD16<Float>(repeating: reference)
+        var index = range.lowerBound
+        while index < range.upperBound {
+            var block = SIMD16<Float>()
+            let blockEnd = Swift.min(range.upperBound, index &+ 256)
+            while index < blockEnd {
+                block += exponentialOfNonPositive((Element.vector(base, index) - shift) * scale)
+                index &+= 16
+            }
+            accumulate(block)
+        }
+    }
+
     /// Adds a float block lane by lane: a plain loop compiles to two widening converts and adds,
     /// where the stdlib's generic SIMD conversion stays an out-of-line call.
     @inline(__always)

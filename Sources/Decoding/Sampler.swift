@@ -7,10 +7,8 @@ public enum Sampler {
     public static func greedy(_ set: CandidateSet) -> TokenChoice {
         switch set {
         case .dense(let row, let scale):
-            // validatedMaximum cannot fail here: the pipeline already validated this row.
-            let maximum = (try? row.validatedMaximum()) ?? RowMaximum(value: 0, index: 0)
-            let total = row.sumOfExponentials(shiftedBy: maximum.value, scale: scale)
-            return TokenChoice(token: maximum.index, logprob: Float(-Double.log(total)))
+            // This cannot fail: the pipeline already validated the row.
+            return (try? Greedy.choose(from: row, scale: scale)) ?? TokenChoice(token: 0, logprob: 0)
         case .sparse(let candidates):
             var best = candidates[0]
             for candidate in candidates.dropFirst() where Candidate.ranksBefore(candidate, best) { best = candidate }
@@ -24,8 +22,8 @@ public enum Sampler {
     public static func sample(_ set: CandidateSet, uniform u: Double) -> TokenChoice {
         switch set {
         case .dense(let row, let scale):
-            let maximum = (try? row.validatedMaximum())?.value ?? 0
-            let total = row.sumOfExponentials(shiftedBy: maximum, scale: scale)
+            // This cannot fail: the pipeline already validated the row.
+            let (maximum, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
             let token = row.apply(InverseCDF(shift: maximum, scale: scale, target: u * total))
             let logprob = Double((row[token] - maximum) * scale) - Double.log(total)
             return TokenChoice(token: token, logprob: Float(logprob))
@@ -53,9 +51,10 @@ extension Sampler {
         guard n > 0 else { return [] }
         switch set {
         case .dense(let row, let scale):
-            guard let summary = try? row.validatedSummary(workspace, slot: .inputBlocks) else { return [] }
+            guard let summary = try? row.validatedSummary(workspace, slot: .inputBlocks, exponentialScale: scale),
+                  let total = summary.exponentialSum else { return [] }
             let maximum = summary.maximum.value
-            let logTotal = Double.log(row.sumOfExponentials(shiftedBy: maximum, scale: scale))
+            let logTotal = Double.log(total)
             let top = row.collectTopK(min(n, row.count), summary: summary, scale: scale, workspace: workspace)
             return top.sorted(by: Candidate.ranksBefore).prefix(n).map {
                 TokenChoice(token: Int($0.token), logprob: Float(Double($0.logit - maximum * scale) - logTotal))
@@ -95,6 +94,10 @@ public struct TokenSelector: Sendable {
 
     /// The same, with the `alternatives` most likely tokens of the distribution it chose from.
     public func choose(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, alternatives: Int, workspace: Workspace) throws(LogitRowError) -> (choice: TokenChoice, alternatives: [TokenChoice]) {
+        if generator == nil && pipeline.isIdentity(sampling: false) {
+            // Plain greedy: one read of the row validates it and gives the argmax and its log p.
+            return (try Greedy.choose(from: row), Sampler.alternatives(alternatives, of: .dense(row, scale: 1), workspace: workspace))
+        }
         let set = try pipeline.candidates(for: row, history: history, sampling: generator != nil, workspace: workspace)
         let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
         return (choice, Sampler.alternatives(alternatives, of: set, workspace: workspace))

@@ -5,8 +5,8 @@ import RealModule
 public enum Softmax {
     /// log Σ exp(xᵢ).
     public static func logSumExp(of row: LogitRow) throws(LogitRowError) -> Float {
-        let maximum = try row.validatedMaximum()
-        return maximum.value + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum.value)))
+        let (maximum, sum) = try row.validatedNormaliser()
+        return maximum.value + Float(Double.log(sum))
     }
 
     /// Writes softmax(row / temperature) into `output`, which must have `row.count` elements.
@@ -21,8 +21,8 @@ public enum Softmax {
     /// Writes log softmax(row) into `output`, which must have `row.count` elements.
     public static func logProbabilities(of row: LogitRow, into output: UnsafeMutableBufferPointer<Float>) throws(LogitRowError) {
         precondition(output.count == row.count, "output must have one element per logit")
-        let maximum = try row.validatedMaximum()
-        let logNormaliser = maximum.value + Float(Double.log(row.sumOfExponentials(shiftedBy: maximum.value)))
+        let (maximum, sum) = try row.validatedNormaliser()
+        let logNormaliser = maximum.value + Float(Double.log(sum))
         row.apply(Shifted(shift: logNormaliser, output: output))
     }
 

@@ -7,7 +7,7 @@ struct GreedyTests {
     @Test("argmax and its log-probability match float64", arguments: RowCase.all, LogitDType.allCases)
     func matchesReference(row: RowCase, dtype: LogitDType) throws {
         let encoded = EncodedRow(row.logits, dtype: dtype)
-        let choice = try encoded.withRow(Greedy.choose)
+        let choice = try encoded.withRow { try Greedy.choose(from: $0) }
         let expectedToken = Reference.argmax(encoded.values)
         #expect(choice.token == expectedToken)
         let expectedLogprob = Reference.logSoftmax(encoded.values)[expectedToken]
@@ -26,10 +26,21 @@ struct GreedyTests {
         ((0..<70).map { [5, 66].contains($0) ? 1e4 : -1e4 }, 5),
     ]
 
+    @Test("at a scale (1 / temperature), log p is log softmax(row × scale) at the argmax", arguments: [Float(0.25), 0.5, 2, 8])
+    func scaled(scale: Float) throws {
+        for row in RowCase.all {
+            let encoded = EncodedRow(row.logits, dtype: .float32)
+            let choice = try encoded.withRow { try Greedy.choose(from: $0, scale: scale) }
+            let expected = Reference.logSoftmax(encoded.values.map { $0 * Double(scale) })[choice.token]
+            #expect(choice.token == Reference.argmax(encoded.values), "\(row.name)")
+            #expect(abs(Double(choice.logprob) - expected) <= 1e-5 * max(1, abs(expected)), "\(row.name): \(choice.logprob) vs \(expected)")
+        }
+    }
+
     @Test("ties go to the lowest token id", arguments: tieCases)
     func ties(logits: [Float], token: Int) throws {
         for dtype in LogitDType.allCases {
-            let choice = try EncodedRow(logits, dtype: dtype).withRow(Greedy.choose)
+            let choice = try EncodedRow(logits, dtype: dtype).withRow { try Greedy.choose(from: $0) }
             #expect(choice.token == token, "\(dtype)")
         }
     }
@@ -88,7 +99,7 @@ struct ElementTests {
         let choice = try shifted.withUnsafeBytes { bytes in
             try Greedy.choose(from: LogitRow(bytes: UnsafeRawBufferPointer(rebasing: bytes.dropFirst()), dtype: dtype))
         }
-        #expect(choice == (try encoded.withRow(Greedy.choose)))
+        #expect(choice == (try encoded.withRow { try Greedy.choose(from: $0) }))
         try encoded.withRow { row in
             for index in [0, 15, 16, 99] { #expect(Double(row[index]) == encoded.values[index]) }
         }

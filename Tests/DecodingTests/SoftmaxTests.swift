@@ -34,6 +34,10 @@ struct RowCase: CustomTestStringConvertible, Sendable {
         RowCase(name: "normal σ=3, V=32,000", logits: normal(32_000, sigma: 3, seed: 5)),
         RowCase(name: "normal σ=1, V=262,144", logits: normal(262_144, sigma: 1, seed: 6)),
         RowCase(name: "peaked, V=262,144", logits: normal(262_144, sigma: 8, seed: 7)),
+        // The one-pass normaliser rescales its running sum whenever a block raises the maximum:
+        // here every block does, and then the maximum comes last, in the scalar tail.
+        RowCase(name: "rising, V=262,144", logits: (0..<262_144).map { Float($0) * 2e-4 }),
+        RowCase(name: "maximum in the tail, V=32,007", logits: normal(32_007, sigma: 3, seed: 8).enumerated().map { $0.offset == 32_006 ? 30 : $0.element }),
     ]
 }
 
