@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -13,6 +14,7 @@ import time
 import uuid
 
 import pytest
+import zmq
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "Clients" / "python"))
@@ -25,6 +27,18 @@ def binary() -> str:
     if not os.path.exists(path):
         pytest.fail(f"logitd binary not found at {path}: build it first (make test does)")
     return path
+
+
+@contextlib.contextmanager
+def raw_dealer(endpoint: str):
+    """A bare DEALER socket on the daemon, for frames the client library would never send."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        yield sock
+    finally:
+        sock.close()
 
 
 def free_port() -> int:

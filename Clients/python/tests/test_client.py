@@ -8,8 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-import zmq
-
+from conftest import raw_dealer
 from logitd import DECODE, DESCRIPTOR, HEADER, Client, LogitdError, header, to_bfloat16
 
 
@@ -118,10 +117,7 @@ CODES = {"MALFORMED_HEADER": 1, "BAD_MAGIC": 2, "UNSUPPORTED_VERSION": 3, "UNKNO
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_invalid_requests_get_error_and_daemon_carries_on(daemon, case):
     name, request_id = ERRORS[case]
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(daemon.endpoint)
-    try:
+    with raw_dealer(daemon.endpoint) as sock:
         sock.send_multipart(frames_for(case))
         assert sock.poll(10000), "no reply"
         reply = sock.recv_multipart()
@@ -131,8 +127,6 @@ def test_invalid_requests_get_error_and_daemon_carries_on(daemon, case):
         code, = struct.unpack_from("<I", reply[1])
         assert code == CODES[name], reply[1][4:].decode()
         assert len(reply[1]) > 8, "the message says what was wrong"
-    finally:
-        sock.close()
     with Client(daemon.endpoint) as client:
         assert client.decode(np.array([[0.0, 5.0, 1.0]]))[0].tolist() == [1]
 
@@ -188,14 +182,11 @@ def test_bad_client_does_not_disturb_good_ones(make_daemon):
     stop = threading.Event()
 
     def spam() -> None:
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(daemon.endpoint)
-        while not stop.is_set():
-            sock.send_multipart([b"garbage", b"\x00" * 100])
-            sock.poll(1000)
-            sock.recv_multipart()
-        sock.close()
+        with raw_dealer(daemon.endpoint) as sock:
+            while not stop.is_set():
+                sock.send_multipart([b"garbage", b"\x00" * 100])
+                sock.poll(1000)
+                sock.recv_multipart()
 
     spammer = threading.Thread(target=spam)
     spammer.start()

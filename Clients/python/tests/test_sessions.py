@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
+from conftest import raw_dealer
 from logitd import CLOSE, CLOSED, STEP, STEP_DESCRIPTOR, STEP_TOKENS, Client, LogitdError, header
 
 VOCAB = 50
@@ -106,26 +107,20 @@ def test_beam_session_returns_ranked_hypotheses(daemon):
 
 def test_pipelined_steps_are_decoded_in_order(make_daemon):
     daemon = make_daemon(workers=2)
-    with Client(daemon.endpoint) as client:
+    with Client(daemon.endpoint) as client, raw_dealer(daemon.endpoint) as sock:
         session = client.open(vocab_size=VOCAB, max_new_tokens=30)
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(daemon.endpoint)
-        try:
-            for step in range(30):
-                row = np.zeros(VOCAB, dtype=np.float32)
-                row[step % VOCAB] = 1
-                sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 0, 0, 1, VOCAB), row.tobytes()])
-            for expected in range(30):
-                assert sock.poll(10000)
-                frames = sock.recv_multipart()
-                msg_type, request_id = frames[0][5], struct.unpack_from("<Q", frames[0], 8)[0]
-                assert msg_type in (STEP_TOKENS, 0x9F), frames[1][4:]
-                assert request_id == expected
-                token = struct.unpack_from("<I", frames[2], 4)[0]
-                assert token == expected % VOCAB
-        finally:
-            sock.close()
+        for step in range(30):
+            row = np.zeros(VOCAB, dtype=np.float32)
+            row[step % VOCAB] = 1
+            sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 0, 0, 1, VOCAB), row.tobytes()])
+        for expected in range(30):
+            assert sock.poll(10000)
+            frames = sock.recv_multipart()
+            msg_type, request_id = frames[0][5], struct.unpack_from("<Q", frames[0], 8)[0]
+            assert msg_type in (STEP_TOKENS, 0x9F), frames[1][4:]
+            assert request_id == expected
+            token = struct.unpack_from("<I", frames[2], 4)[0]
+            assert token == expected % VOCAB
 
 
 def test_pipelined_steps_keep_their_order_between_broker_and_workers(make_daemon):
@@ -133,33 +128,27 @@ def test_pipelined_steps_keep_their_order_between_broker_and_workers(make_daemon
     small enough for the broker to answer itself. Pipelined in one session, they still run in order."""
     daemon = make_daemon(workers=2)
     vocab = 8192
-    with Client(daemon.endpoint) as client:
+    with Client(daemon.endpoint) as client, raw_dealer(daemon.endpoint) as sock:
         session = client.open(vocab_size=vocab, max_new_tokens=40)
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(daemon.endpoint)
-        try:
-            for step in range(20):
-                target = (step * 37) % vocab
-                if step % 2 == 0:
-                    row = np.zeros(vocab, dtype=np.float32)
-                    row[target] = 1
-                    sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 0, 0, 1, vocab), row.tobytes()])
-                else:
-                    pairs = np.array([(target, 2.0), (1, 1.0), (2, 0.5), (3, 0.0)], dtype=[("token", "<u4"), ("logit", "<f4")])
-                    sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 1, 0, 1, 4), pairs.tobytes()])
-            sock.send_multipart([header(CLOSE, 20), struct.pack("<Q", session.id)])
-            for expected in range(20):
-                assert sock.poll(10000)
-                frames = sock.recv_multipart()
-                assert frames[0][5] == STEP_TOKENS, frames[1][4:]
-                assert struct.unpack_from("<Q", frames[0], 8)[0] == expected
-                assert struct.unpack_from("<I", frames[2], 4)[0] == (expected * 37) % vocab
+        for step in range(20):
+            target = (step * 37) % vocab
+            if step % 2 == 0:
+                row = np.zeros(vocab, dtype=np.float32)
+                row[target] = 1
+                sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 0, 0, 1, vocab), row.tobytes()])
+            else:
+                pairs = np.array([(target, 2.0), (1, 1.0), (2, 0.5), (3, 0.0)], dtype=[("token", "<u4"), ("logit", "<f4")])
+                sock.send_multipart([header(STEP, step), STEP_DESCRIPTOR.pack(session.id, step, 1, 1, 0, 1, 4), pairs.tobytes()])
+        sock.send_multipart([header(CLOSE, 20), struct.pack("<Q", session.id)])
+        for expected in range(20):
             assert sock.poll(10000)
-            closed = sock.recv_multipart()
-            assert closed[0][5] == CLOSED and struct.unpack_from("<Q", closed[0], 8)[0] == 20
-        finally:
-            sock.close()
+            frames = sock.recv_multipart()
+            assert frames[0][5] == STEP_TOKENS, frames[1][4:]
+            assert struct.unpack_from("<Q", frames[0], 8)[0] == expected
+            assert struct.unpack_from("<I", frames[2], 4)[0] == (expected * 37) % vocab
+        assert sock.poll(10000)
+        closed = sock.recv_multipart()
+        assert closed[0][5] == CLOSED and struct.unpack_from("<Q", closed[0], 8)[0] == 20
 
 
 def test_session_errors_name_the_problem(daemon):
