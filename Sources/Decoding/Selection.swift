@@ -55,19 +55,45 @@ struct BlockCollect: RowKernel {
 
     func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Int {
         var written = 0
+        let thresholdVector = SIMD16<Float>(repeating: threshold)
         for (block, blockMaximum) in blockMaxima.enumerated() where blockMaximum >= threshold && blockMaximum > -.infinity {
             var index = block * rowBlockSize
             let end = Swift.min(count, index + rowBlockSize)
-            // Branch-free store: every element is written at `written`, which only advances past
-            // those that pass, so the loop has no unpredictable branch.
+            // Sixteen at a time: one compare, and work only for the lanes that pass (Swift SIMD
+            // has no compress-store; the lanes' bits are walked instead).
+            while index &+ 16 <= end {
+                let values = Element.vector(base, index)
+                let passing = (values .>= thresholdVector) .& (values .> -.infinity)
+                if any(passing) {
+                    var bits = passing.laneBits
+                    while bits != 0 {
+                        let lane = bits.trailingZeroBitCount
+                        output[written] = Candidate(token: index &+ lane, logit: Element.scalar(base, index &+ lane) * scale)
+                        written &+= 1
+                        bits &= bits &- 1
+                    }
+                }
+                index &+= 16
+            }
             while index < end {
                 let value = Element.scalar(base, index)
-                output[written] = Candidate(token: index, logit: value * scale)
-                written &+= (value >= threshold && value > -.infinity) ? 1 : 0
+                if value >= threshold && value > -.infinity {
+                    output[written] = Candidate(token: index, logit: value * scale)
+                    written &+= 1
+                }
                 index &+= 1
             }
         }
         return written
+    }
+}
+
+extension SIMDMask where Storage == SIMD16<Int32> {
+    /// Lane i's truth as bit i.
+    @inline(__always)
+    var laneBits: UInt32 {
+        let weights = SIMD16<Int32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+        return UInt32(truncatingIfNeeded: (unsafeBitCast(self, to: SIMD16<Int32>.self) & weights).wrappedSum())
     }
 }
 

@@ -31,19 +31,27 @@ enum Warpers {
         return candidates.filter { cut.keeps($0) }
     }
 
-    /// exp(logit − shift) for each candidate, sixteen at a time.
+    /// exp(logit − shift) for each candidate (logit ≤ shift), sixteen at a time: sixteen
+    /// candidates are 32 floats in memory, tokens in the even lanes and logits in the odd ones.
     static func exponentialWeights(_ candidates: [Candidate], shift: Float) -> [Float] {
-        var weights = [Float](repeating: 0, count: candidates.count)
-        var index = 0
-        while index < candidates.count {
-            var lanes = SIMD16<Float>(repeating: -.infinity)
-            let end = min(candidates.count, index + 16)
-            for position in index..<end { lanes[position - index] = candidates[position].logit - shift }
-            let exps = exponentialOfNonPositive(lanes)
-            for position in index..<end { weights[position] = exps[position - index] }
-            index = end
+        [Float](unsafeUninitializedCapacity: candidates.count) { weights, initialized in
+            candidates.withUnsafeBytes { raw in
+                var index = 0
+                if MemoryLayout<Candidate>.stride == 8 && MemoryLayout<Candidate>.offset(of: \.logit) == 4 {
+                    let output = UnsafeMutableRawPointer(weights.baseAddress!)
+                    while index &+ 16 <= candidates.count {
+                        let logits = raw.loadUnaligned(fromByteOffset: index &* 8, as: SIMD32<Float>.self).oddHalf
+                        output.storeBytes(of: exponentialOfNonPositive(logits - shift), toByteOffset: index &* 4, as: SIMD16<Float>.self)
+                        index &+= 16
+                    }
+                }
+                while index < candidates.count {
+                    weights[index] = exponential(candidates[index].logit - shift)
+                    index &+= 1
+                }
+            }
+            initialized = candidates.count
         }
-        return weights
     }
 
     /// HF MinPLogitsWarper: drop tokens whose probability is below min_p × the top probability,
@@ -106,38 +114,38 @@ enum Warpers {
         let total = row.sumOfExponentials(shiftedBy: maximum, scale: scale)
         let needed = Double(p) * total
         let stride = max(1, row.count / 2048)
-        var sample: [Float] = []
-        sample.reserveCapacity(row.count / stride + 1)
-        for index in Swift.stride(from: 0, to: row.count, by: stride) { sample.append(row[index]) }
-        sample.sort(by: >)
-        // The logit above which the sample holds p plus a quarter of the rest of its own mass. A
-        // strided sample tends to miss the few heaviest tokens; measuring against its own total
-        // then errs on the inclusive side. The guess is checked exactly below.
-        let weights = sample.map { Double.exp(Double(($0 - maximum) * scale)) }
-        let sampleTotal = weights.reduce(0, +)
-        let aim = (Double(p) + (1 - Double(p)) / 4) * sampleTotal
-        var estimated = 0.0
-        var guess = sample.count - 1
-        for (position, weight) in weights.enumerated() {
-            estimated += weight
-            if estimated >= aim { guess = position; break }
-        }
+        let sample = Swift.stride(from: 0, to: row.count, by: stride).map { Candidate(token: $0, logit: row[$0] * scale) }
+        let sampleWeights = exponentialWeights(sample, shift: maximum * scale)
+        let sampleTotal = sampleWeights.reduce(0.0) { $0 + Double($1) }
+        // Aim past p in the sample's own mass: a strided sample tends to miss the few heaviest
+        // tokens, and measured against its own total it then errs on the inclusive side. Each
+        // failed guess (the head's exact mass falls short of p) aims halfway closer to everything.
+        var aim = Double(p) + (1 - Double(p)) / 4
         while true {
-            let threshold = guess >= sample.count - 1 ? -Float.infinity : sample[guess]
-            let head = row.collect(atLeast: threshold, summary: summary, scale: scale, workspace: workspace)
-            let headMass = exponentialWeights(head, shift: maximum * scale).reduce(0.0) { $0 + Double($1) }
-            if (headMass >= needed && head.count >= minKeep) || threshold == -.infinity {
-                return topP(head, p: p, minKeep: minKeep, maxLogit: maximum * scale, totalMass: total)
+            let threshold: Float
+            if aim >= 1 {
+                threshold = -.infinity
+            } else {
+                let cut = MassSelection.cut(sample, weights: sampleWeights, limit: aim * sampleTotal, minKeep: 1)
+                threshold = cut.logit == -.infinity ? -.infinity : row[Int(cut.lastTiedToken)]
             }
-            guess = min(sample.count - 1, guess + max(16, guess / 2))
+            let head = row.collect(atLeast: threshold, summary: summary, scale: scale, workspace: workspace)
+            let weights = exponentialWeights(head, shift: maximum * scale)
+            let headMass = weights.reduce(0.0) { $0 + Double($1) }
+            if (headMass >= needed && head.count >= minKeep) || threshold == -.infinity {
+                let cut = MassSelection.cut(head, weights: weights, limit: needed, minKeep: minKeep)
+                return head.filter { cut.keeps($0) }
+            }
+            aim = aim + (1 - aim) / 2 < 0.9999 ? aim + (1 - aim) / 2 : 1
         }
     }
 }
 
 /// Where a rank-ordered cut falls, found without sorting: the smallest prefix of the candidates in
 /// rank order (logit descending, token ascending among equals) whose weight reaches `limit` and
-/// which holds at least `minKeep` tokens. Quickselect with a three-way partition on the logit:
-/// expected linear time.
+/// which holds at least `minKeep` tokens. The candidates are bucketed by logit (about eight to a
+/// bucket, equal logits always together) with each bucket's weight and count; the buckets are
+/// walked from the top to the one where the cut falls, and only that bucket is put in rank order.
 struct MassSelection {
     /// Tokens with a logit above `logit` are kept; at `logit`, tokens up to `lastTiedToken`.
     let logit: Float
@@ -147,48 +155,49 @@ struct MassSelection {
         candidate.logit > logit || (candidate.logit == logit && candidate.token <= lastTiedToken)
     }
 
+    /// Keeps everything: p = 1 within rounding, or fewer than `minKeep` tokens.
+    static let everything = MassSelection(logit: -.infinity, lastTiedToken: .max)
+
     static func cut(_ candidates: [Candidate], weights: [Float], limit: Double, minKeep: Int) -> MassSelection {
-        var items = Array(zip(candidates, weights))
-        var low = 0, high = items.count  // the unresolved range, in rank order between the parts
-        var countBefore = 0
-        var massBefore = 0.0
-        func satisfied(_ count: Int, _ mass: Double) -> Bool { mass >= limit && count >= minKeep }
-        while low < high {
-            let pivot = items[low + (high - low) / 2].0.logit
-            // Three-way partition of items[low..<high]: above, equal, below the pivot.
-            var above = low, scan = low, below = high
-            while scan < below {
-                let value = items[scan].0.logit
-                if value > pivot {
-                    items.swapAt(above, scan)
-                    above += 1
-                    scan += 1
-                } else if value < pivot {
-                    below -= 1
-                    items.swapAt(scan, below)
-                } else {
-                    scan += 1
-                }
-            }
-            var aboveMass = 0.0
-            for index in low..<above { aboveMass += Double(items[index].1) }
-            let aboveCount = above - low
-            if aboveCount > 0 && satisfied(countBefore + aboveCount, massBefore + aboveMass) {
-                high = above
-                continue
-            }
-            // The cut is among the tied values or below them.
-            countBefore += aboveCount
-            massBefore += aboveMass
-            let tied = items[above..<below].sorted { $0.0.token < $1.0.token }
-            for item in tied {
-                countBefore += 1
-                massBefore += Double(item.1)
-                if satisfied(countBefore, massBefore) { return MassSelection(logit: pivot, lastTiedToken: item.0.token) }
-            }
-            low = below
+        var top = -Float.infinity
+        var bottom = Float.infinity
+        for candidate in candidates where candidate.logit > -.infinity {
+            top = max(top, candidate.logit)
+            bottom = min(bottom, candidate.logit)
         }
-        // Never satisfied (p = 1 within rounding, or fewer than minKeep tokens): keep everything.
-        return MassSelection(logit: -.infinity, lastTiedToken: .max)
+        guard top > -.infinity else { return everything }
+        let bucketCount = max(1, min(1024, candidates.count / 8))
+        // Buckets are equal slices of [bottom, top], the top one first; -inf goes to the last.
+        let perUnit = top > bottom ? Float(bucketCount) / (top - bottom) : 0
+        func bucket(_ logit: Float) -> Int {
+            logit > -.infinity ? min(bucketCount - 1, Int((top - logit) * perUnit)) : bucketCount - 1
+        }
+        var bucketMass = [Double](repeating: 0, count: bucketCount)
+        var bucketSize = [Int](repeating: 0, count: bucketCount)
+        for (candidate, weight) in zip(candidates, weights) {
+            let index = bucket(candidate.logit)
+            bucketMass[index] += Double(weight)
+            bucketSize[index] += 1
+        }
+        var massBefore = 0.0
+        var countBefore = 0
+        var cutBucket = 0
+        while cutBucket < bucketCount && !(massBefore + bucketMass[cutBucket] >= limit && countBefore + bucketSize[cutBucket] >= minKeep) {
+            massBefore += bucketMass[cutBucket]
+            countBefore += bucketSize[cutBucket]
+            cutBucket += 1
+        }
+        guard cutBucket < bucketCount else { return everything }
+        let members = candidates.indices.filter { bucket(candidates[$0].logit) == cutBucket }
+            .sorted { Candidate.ranksBefore(candidates[$0], candidates[$1]) }
+        for member in members {
+            countBefore += 1
+            massBefore += Double(weights[member])
+            if massBefore >= limit && countBefore >= minKeep { return MassSelection(logit: candidates[member].logit, lastTiedToken: candidates[member].token) }
+        }
+        // The bucket's total reached the limit in one summation order and not in this one, by a
+        // rounding: keep the whole bucket.
+        let last = candidates[members.last!]
+        return MassSelection(logit: last.logit, lastTiedToken: last.token)
     }
 }

@@ -50,6 +50,8 @@ let chainCases: [ChainCase] = [
     ChainCase("top-k 5 dense, V=1000", normal1000) { $0.topK = 5 },
     ChainCase("top-k 300 dense, V=1000", normal1000) { $0.topK = 300 },
     ChainCase("top-p 0.9 dense, V=1000", normal1000) { $0.topP = 0.9 },
+    ChainCase("top-p 0.01 keeps min_tokens_to_keep of a dense V=1000 row", normal1000) { $0.topP = 0.01; $0.minTokensToKeep = 2 },
+    ChainCase("top-k then top-p 0.01 keeps min_tokens_to_keep (sparse)", normal1000) { $0.topK = 50; $0.topP = 0.01; $0.minTokensToKeep = 4 },
     ChainCase("top-p 0.3 dense at temperature 0.5, V=32,000", normal32k) { $0.topP = 0.3; $0.temperature = 0.5 },
     ChainCase("top-p 0.95 dense, V=32,000 (thousands survive)", normal32k) { $0.topP = 0.95 },
     ChainCase("min-p 0.05 dense, V=32,000", normal32k) { $0.minP = 0.05 },
