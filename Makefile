@@ -7,8 +7,10 @@ LOGITD     := $(BUILD_DIR)/logitd
 CONFIG     := Config/logitd.toml
 ENDPOINT   := tcp://127.0.0.1:5555
 # The decoding kernels are written with Swift SIMD types; compiled for this machine's CPU they use
-# its widest vectors (AVX-512 or AVX2, FMA, F16C). Override with SWIFT_CPU_FLAGS= for a portable build.
-SWIFT_CPU_FLAGS ?= -Xswiftc -target-cpu -Xswiftc native
+# its widest vectors (AVX-512 or AVX2, F16C), and fused multiply-adds when it has FMA (LOGITD_FMA).
+# Override with SWIFT_CPU_FLAGS= for a portable build.
+FMA_FLAG := $(shell grep -qw fma /proc/cpuinfo 2>/dev/null && echo -Xswiftc -DLOGITD_FMA)
+SWIFT_CPU_FLAGS ?= -Xswiftc -target-cpu -Xswiftc native $(FMA_FLAG)
 SWIFT_BUILD := $(SWIFT) build -c release $(SWIFT_CPU_FLAGS)
 # Run apt-get through sudo when not root (CI and these machines run as root).
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

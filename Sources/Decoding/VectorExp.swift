@@ -3,8 +3,9 @@
 /// bits.
 ///
 /// Written with plain multiply, add, compare and select on SIMD16 values, which the compiler turns
-/// into vector instructions; stdlib helpers such as `addingProduct`, `clamped` or rounding
-/// conversions are avoided here because they are lowered lane by lane through library calls.
+/// into vector instructions; stdlib helpers such as `clamped` or rounding conversions are avoided
+/// here because they are lowered lane by lane through library calls, and so is `addingProduct`
+/// unless the build targets a CPU with FMA (`multiplyAdd`).
 ///
 /// Error bound (checked by `VectorExpTests` against Double exp over the whole range): relative
 /// error below 4e-7 (about 3.5 ulp) for x ∈ [-87.3, 88.3]. Below -87.3, where e^x would be a
@@ -28,17 +29,39 @@ public func exponentialOfNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
     // Adding 1.5 × 2^23 rounds x·log2(e) to the nearest integer (ties to even) in the float's
     // low mantissa bits: subtracting it back gives n as a float, the bit difference gives n as an int.
     let roundingShift: Float = 12_582_912
-    let shifted = x * 1.442_695_04 + roundingShift
+    let shifted = multiplyAdd(x, 1.442_695_04, roundingShift)
     let n = shifted - roundingShift
     let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(roundingShift, to: Int32.self)
     // ln 2 split in two so that n · ln2High is exact.
-    let r = (x - n * 0.693_359_375) - n * -2.121_944_4e-4
+    let r = multiplyAdd(n, 2.121_944_4e-4, multiplyAdd(n, -0.693_359_375, x))
     // Cephes' coefficients without its r⁷ term, which is below 1.3e-7 relative for |r| ≤ ln2/2.
-    var p = r * 1.398_199_950_7e-3 + 8.333_451_907_3e-3
-    p = p * r + 4.166_579_589_4e-2
-    p = p * r + 1.666_666_545_9e-1
-    p = p * r + 5.000_000_120_1e-1
-    let y = p * (r * r) + r + 1
+    var p = multiplyAdd(r, 1.398_199_950_7e-3, SIMD16(repeating: 8.333_451_907_3e-3))
+    p = multiplyAdd(p, r, SIMD16(repeating: 4.166_579_589_4e-2))
+    p = multiplyAdd(p, r, SIMD16(repeating: 1.666_666_545_9e-1))
+    p = multiplyAdd(p, r, SIMD16(repeating: 5.000_000_120_1e-1))
+    let y = multiplyAdd(p, r * r, r) + 1
     let scaled = y * unsafeBitCast((nBits &+ 127) &<< 23, to: SIMD16<Float>.self)
     return scaled.replacing(with: 0, where: x .< lowest)
+}
+
+/// a × b + c: one fused instruction when the build says the CPU has FMA (`-DLOGITD_FMA`, set by
+/// the Makefile with `-target-cpu native` on such a CPU); otherwise a multiply and an add, since
+/// without FMA `addingProduct` becomes a library call per lane.
+@inlinable @inline(__always)
+func multiplyAdd(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>) -> SIMD16<Float> {
+    #if LOGITD_FMA
+    c.addingProduct(a, b)
+    #else
+    a * b + c
+    #endif
+}
+
+@inlinable @inline(__always)
+func multiplyAdd(_ a: SIMD16<Float>, _ b: Float, _ c: SIMD16<Float>) -> SIMD16<Float> {
+    multiplyAdd(a, SIMD16(repeating: b), c)
+}
+
+@inlinable @inline(__always)
+func multiplyAdd(_ a: SIMD16<Float>, _ b: Float, _ c: Float) -> SIMD16<Float> {
+    multiplyAdd(a, SIMD16(repeating: b), SIMD16(repeating: c))
 }
