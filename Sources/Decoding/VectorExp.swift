@@ -31,7 +31,7 @@ public func exponentialOfNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let roundingShift: Float = 12_582_912
     let shifted = multiplyAdd(x, 1.442_695_04, roundingShift)
     let n = shifted - roundingShift
-    let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(roundingShift, to: Int32.self)
+    let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- Int32(bitPattern: roundingShift.bitPattern)
     // ln 2 split in two so that n · ln2High is exact.
     let r = multiplyAdd(n, 2.121_944_4e-4, multiplyAdd(n, -0.693_359_375, x))
     // Cephes' coefficients without its r⁷ term, which is below 1.3e-7 relative for |r| ≤ ln2/2.
