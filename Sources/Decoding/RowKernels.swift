@@ -52,12 +52,12 @@ extension LogitRow {
     /// The maximum and its lowest index, after checking that the row can be decoded at all:
     /// not empty, no NaN, no +inf, not entirely -inf. -inf entries are masks and are allowed.
     public func validatedMaximum() throws(LogitRowError) -> RowMaximum {
-        try validatedScan(MaximumScan()).maximum
+        try validatedScan(MaximumScan<MaximumOnly>()).maximum
     }
 
     /// The validated maximum and softmax's normaliser Σ exp((xᵢ − max) × scale), in one pass.
     public func validatedNormaliser(scale: Float = 1) throws(LogitRowError) -> (maximum: RowMaximum, exponentialSum: Double) {
-        let scan = try validatedScan(MaximumScan(exponentialScale: scale))
+        let scan = try validatedScan(MaximumScan<MaximumAndSum>(exponentialScale: scale))
         return (scan.maximum, scan.exponentialSum)
     }
 
@@ -65,12 +65,15 @@ extension LogitRow {
     /// with `exponentialScale`, softmax's normaliser at that scale too, from the same pass.
     func validatedSummary(_ workspace: Workspace, slot: Workspace.Slot, exponentialScale: Float? = nil) throws(LogitRowError) -> RowSummary {
         let blocks = workspace.scratch(count: (count + rowBlockSize - 1) / rowBlockSize, slot: slot)
-        let scan = try validatedScan(MaximumScan(blockMaxima: blocks, exponentialScale: exponentialScale))
-        return RowSummary(maximum: scan.maximum, blockMaxima: UnsafeBufferPointer(blocks),
-                          exponentialSum: exponentialScale == nil ? nil : scan.exponentialSum)
+        guard let exponentialScale else {
+            let scan = try validatedScan(MaximumScan<MaximumOnly>(blockMaxima: blocks))
+            return RowSummary(maximum: scan.maximum, blockMaxima: UnsafeBufferPointer(blocks), exponentialSum: nil)
+        }
+        let scan = try validatedScan(MaximumScan<MaximumAndSum>(blockMaxima: blocks, exponentialScale: exponentialScale))
+        return RowSummary(maximum: scan.maximum, blockMaxima: UnsafeBufferPointer(blocks), exponentialSum: scan.exponentialSum)
     }
 
-    private func validatedScan(_ kernel: MaximumScan) throws(LogitRowError) -> MaximumScan.Result {
+    private func validatedScan<Mode>(_ kernel: MaximumScan<Mode>) throws(LogitRowError) -> MaximumScanResult {
         guard count > 0 else { throw .empty }
         let scan = apply(kernel)
         if scan.sawInvalid {
@@ -93,38 +96,58 @@ extension LogitRow {
 /// Elements per block in `RowSummary.blockMaxima`.
 let rowBlockSize = 128
 
+/// Whether a `MaximumScan` also sums exponentials: a type, so that each kind of scan is compiled
+/// on its own and the plain one (argmax) carries no trace of the sum.
+protocol MaximumScanMode {
+    static var sums: Bool { get }
+}
+
+enum MaximumOnly: MaximumScanMode {
+    static var sums: Bool { false }
+}
+
+enum MaximumAndSum: MaximumScanMode {
+    static var sums: Bool { true }
+}
+
+struct MaximumScanResult {
+    var maximum: RowMaximum
+    var sawInvalid: Bool
+    /// Σ exp((xᵢ − maximum) × exponentialScale) when the scan sums; 0 otherwise.
+    var exponentialSum: Double
+}
+
 /// One pass: per-lane maxima with the first index reaching them, whether any lane saw NaN or +inf,
 /// and optionally the maximum of every block of 128 elements (for the selection kernels, which
 /// then only look inside blocks that can hold a survivor) and Σ exp((xᵢ − max) × scale).
 ///
-/// The sum is taken "online": each block of 128 is summed, while it is still in L1, relative to
-/// the largest value seen so far, and the running total (in Double) is rescaled by
-/// exp((old − new) × scale) whenever a block raises that largest value — a few times per row on
-/// real logits, at worst once per block. Softmax's normaliser then costs one read of the row
-/// instead of two, which matters most when the row comes cold from the socket.
-struct MaximumScan: RowKernel {
-    struct Result {
-        var maximum: RowMaximum
-        var sawInvalid: Bool
-        /// Σ exp((xᵢ − maximum) × exponentialScale); 0 when no scale was given.
-        var exponentialSum: Double
-    }
-
+/// The sum is taken "online", in the same loop as the maximum: each chunk of 2,048 elements is
+/// summed relative to the largest value seen before it, and the running total (in Double) is
+/// rescaled by exp((old − new) × scale), computed in Double, whenever a chunk raises that value — a
+/// few times per row on real logits, at worst once per chunk. A chunk that rises more than e^60
+/// above it is summed again against its own maximum. Softmax's normaliser then costs one read of
+/// the row instead of two, which matters most when the row comes cold from the socket.
+struct MaximumScan<Mode: MaximumScanMode>: RowKernel {
     var blockMaxima: UnsafeMutableBufferPointer<Float>?
-    var exponentialScale: Float?
+    var exponentialScale: Float = 1
 
-    /// Elements whose maximum is found before their exponentials are summed: 8 KB of float32,
-    /// still in L1 for the second look, and one horizontal maximum (a scalar loop) per 2,048.
-    static let chunkSize = 2048
+    /// Elements summed against one reference: 8 KB of float32, still in L1 if they must be summed
+    /// again, and one horizontal maximum (a scalar loop) per 2,048.
+    static var chunkSize: Int { 2048 }
+    /// How far (× scale) a chunk may rise above the reference and still be summed against it:
+    /// e^60 × 2,048 terms stays far inside float32.
+    static var largestExponent: Float { 60 }
 
     @inline(__always)
-    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Result {
+    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> MaximumScanResult {
         var best = SIMD16<Float>(repeating: -.infinity)
         var bestIndex = SIMD16<Int32>(repeating: 0)
         var lane = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         var invalid = SIMDMask<SIMD16<Int32>>(repeating: false)
-        // The online sum: relative to `reference`, the largest value summed so far.
-        var reference = -Float.infinity
+        // The online sum, relative to `reference`: the largest value seen before the current chunk.
+        let summing = Mode.sums
+        let scale = exponentialScale
+        var reference = count >= 16 ? Element.vector(base, 0).max() : -Float.infinity
         var total = SIMD16<Double>()
         let vectorEnd = count & ~15
         var index = 0
@@ -133,9 +156,12 @@ struct MaximumScan: RowKernel {
             let chunkStart = index
             let chunkEnd = min(vectorEnd, index &+ Self.chunkSize)
             var chunkBest = SIMD16<Float>(repeating: -.infinity)
+            var chunkTotal = SIMD16<Double>()
+            let shift = SIMD16<Float>(repeating: reference)
             while index < chunkEnd {
                 let blockEnd = min(chunkEnd, index &+ rowBlockSize)
                 var blockBest = SIMD16<Float>(repeating: -.infinity)
+                var blockSum = SIMD16<Float>()
                 while index < blockEnd {
                     let values = Element.vector(base, index)
                     // NaN compares unequal to itself; +inf is the only value equal to +inf.
@@ -144,6 +170,7 @@ struct MaximumScan: RowKernel {
                     best.replace(with: values, where: better)
                     bestIndex.replace(with: lane, where: better)
                     blockBest.replace(with: values, where: values .> blockBest)
+                    if summing { blockSum += vectorExp((values - shift) * scale) }
                     lane &+= 16
                     index &+= 16
                 }
@@ -152,9 +179,20 @@ struct MaximumScan: RowKernel {
                     block &+= 1
                 }
                 chunkBest.replace(with: blockBest, where: blockBest .> chunkBest)
+                if summing { chunkTotal.accumulate(blockSum) }
             }
-            if let scale = exponentialScale {
-                total.addExponentials(base, Element.self, chunkStart..<chunkEnd, chunkMaximum: chunkBest.max(), reference: &reference, scale: scale)
+            guard summing else { continue }
+            let chunkMaximum = chunkBest.max()
+            if reference > -.infinity && (chunkMaximum - reference) * scale <= Self.largestExponent {
+                total += chunkTotal
+                if chunkMaximum > reference {
+                    total *= Double.exp(Double(reference - chunkMaximum) * Double(scale))
+                    reference = chunkMaximum
+                }
+            } else {
+                // The chunk rose too far above the reference for its exponentials (or there was
+                // none yet): sum it again, still in L1, against its own maximum.
+                total.addExponentials(base, Element.self, chunkStart..<chunkEnd, chunkMaximum: chunkMaximum, reference: &reference, scale: scale)
             }
         }
         var value = best.max()
@@ -174,7 +212,7 @@ struct MaximumScan: RowKernel {
             if x.isNaN || x == .infinity { sawInvalid = true }
             if x > value { value = x; position = index }
             if let blockMaxima, x > blockMaxima[index / rowBlockSize] { blockMaxima[index / rowBlockSize] = x }
-            if let scale = exponentialScale, x > -.infinity {
+            if summing && x > -.infinity {
                 if x > reference {
                     if reference > -.infinity { exponentialSum *= Double.exp(Double(reference - x) * Double(scale)) }
                     reference = x
@@ -184,7 +222,7 @@ struct MaximumScan: RowKernel {
             index &+= 1
         }
         if position == Int.max { position = 0 }
-        return Result(maximum: RowMaximum(value: value, index: position), sawInvalid: sawInvalid, exponentialSum: exponentialSum)
+        return MaximumScanResult(maximum: RowMaximum(value: value, index: position), sawInvalid: sawInvalid, exponentialSum: exponentialSum)
     }
 }
 

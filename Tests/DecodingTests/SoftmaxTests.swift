@@ -38,6 +38,8 @@ struct RowCase: CustomTestStringConvertible, Sendable {
         // here every block does, and then the maximum comes last, in the scalar tail.
         RowCase(name: "rising, V=262,144", logits: (0..<262_144).map { Float($0) * 2e-4 }),
         RowCase(name: "maximum in the tail, V=32,007", logits: normal(32_007, sigma: 3, seed: 8).enumerated().map { $0.offset == 32_006 ? 30 : $0.element }),
+        // A chunk rising more than e^60 above everything before it is summed again on its own.
+        RowCase(name: "late spike 150 above the rest, V=32,000", logits: normal(32_000, sigma: 3, seed: 9).enumerated().map { $0.offset == 20_000 ? 150 : $0.element - 100 }),
     ]
 }
 
