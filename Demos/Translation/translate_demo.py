@@ -114,6 +114,19 @@ class TranslationModel:
             masses[ids[0]] = masses.get(ids[0], 0.0) + math.exp(log_probability)
         return masses
 
+    @staticmethod
+    def is_open(start: int, length: int, covered: list[bool], options) -> bool:
+        """Its words are untranslated, and translating them strands no other untranslated word."""
+        if any(covered[p] for p in range(start, start + length)):
+            return False
+        after = list(covered)
+        for position in range(start, start + length):
+            after[position] = True
+        return all(after[position] or any(
+            other_start <= position < other_start + other_length
+            and all(not after[p] for p in range(other_start, other_start + other_length))
+            for other_start, other_length, _ in options) for position in range(len(after)))
+
     def state(self, options, source_length: int, prefix: list[int]):
         """(covered, continuations as (words to come, phrase log P_lex)), aligned as in Swift."""
         covered = [not any(start <= position < start + length for start, length, _ in options)
@@ -125,7 +138,7 @@ class TranslationModel:
                                  if rest[0] == token and len(rest) > 1]
                 continue
             for start, length, phrases in options:
-                if all(not covered[p] for p in range(start, start + length)) and any(ids[0] == token for ids, _ in phrases):
+                if self.is_open(start, length, covered, options) and any(ids[0] == token for ids, _ in phrases):
                     for position in range(start, start + length):
                         covered[position] = True
                     continuations = [(ids[1:], log_probability) for ids, log_probability in phrases
@@ -148,7 +161,7 @@ class TranslationModel:
         else:
             first_untranslated = covered.index(False) if False in covered else 0
             for start, length, phrases in options:
-                if any(covered[p] for p in range(start, start + length)):
+                if not self.is_open(start, length, covered, options):
                     continue
                 jump = self.distortion * (start - first_untranslated)
                 phrase_available = True

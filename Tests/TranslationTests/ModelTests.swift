@@ -67,6 +67,15 @@ struct ModelTests {
         #expect(Set(logits.indices.filter { $0 != 1 && logits[$0] > -.infinity }) == [id("del"), id("de")])
     }
 
+    @Test("a phrase that would strand a word is not offered: \"the\" of \"near the\" alone leaves \"near\" untranslatable")
+    func stranding() throws {
+        let source = TranslationModel.tokens("the man walks near the bank of the city")
+        let logits = model.logits(source: source, prefix: ["el", "hombre", "camina"].map(id))
+        for article in ["el", "la", "los", "las"] { #expect(logits[id(article)] == -.infinity, "\(article)") }
+        #expect(logits[id("cerca")] > -.infinity)
+        #expect(logits[id("banco")] > -.infinity, "\"bank\" alone strands nothing: \"near the\" and \"of the\" stay whole")
+    }
+
     @Test("only untranslated words score; the end of sentence only once everything is translated")
     func masking() throws {
         let source = TranslationModel.tokens("the cat sleeps")

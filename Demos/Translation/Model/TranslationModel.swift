@@ -11,7 +11,9 @@ import RealModule
 ///     log P_LM(w | previous word) + log P_lex(phrases starting with w | source words) − distortion × jump,
 /// where jump is how far the phrase starts from the first untranslated source word; each later
 /// word of a phrase scores log P_LM(w | previous word) + log P_lex(w | the phrase's words so far),
-/// so a phrase's lexical probability is paid once, spread over its words. The end of sentence scores log P_LM(</s> | previous word) once no source phrase is left to translate.
+/// so a phrase's lexical probability is paid once, spread over its words. The end of sentence
+/// scores log P_LM(</s> | previous word) once no source phrase is left to translate. A phrase is
+/// only offered if translating it leaves every other untranslated word some phrase (`isOpen`).
 ///
 /// The lexicon cannot choose an article: "the" is el, la, los or las. A translator chooses it by
 /// the noun it introduces, and so does the model: for a phrase ending in "the" it finds that noun
@@ -131,6 +133,22 @@ public struct TranslationModel: Sendable {
         return phrases
     }
 
+    /// Whether `option` can be translated next: its words are all untranslated, and translating
+    /// them leaves every other untranslated word some option still (taking "the" of "near the"
+    /// alone would strand "near", which the lexicon only knows as part of "near the").
+    static func isOpen(_ option: Option, covered: [Bool], options: [Option]) -> Bool {
+        let words = option.start..<(option.start + option.length)
+        guard words.allSatisfy({ !covered[$0] }) else { return false }
+        var after = covered
+        for position in words { after[position] = true }
+        return after.indices.allSatisfy { position in
+            after[position] || options.contains { other in
+                other.start <= position && position < other.start + other.length
+                    && (other.start..<(other.start + other.length)).allSatisfy { !after[$0] }
+            }
+        }
+    }
+
     /// Where the prefix stands: which source words it translated (words the lexicon does not know
     /// count as translated) and, when it ends inside a phrase, the phrases that can still continue
     /// it. Each phrase is aligned to the leftmost untranslated source words whose translation starts
@@ -162,7 +180,7 @@ public struct TranslationModel: Sendable {
                 continue
             }
             guard let option = options.first(where: { option in
-                (option.start..<(option.start + option.length)).allSatisfy { !covered[$0] } && option.phrases.contains { $0.ids.first == token }
+                Self.isOpen(option, covered: covered, options: options) && option.phrases.contains { $0.ids.first == token }
             }) else { continue }
             for position in option.start..<(option.start + option.length) { covered[position] = true }
             continuations = option.phrases.filter { $0.ids.first == token && $0.ids.count > 1 }
@@ -185,7 +203,7 @@ public struct TranslationModel: Sendable {
                 translation[word] = Double.log(mass / total)
             }
         } else {
-            for option in options where (option.start..<(option.start + option.length)).allSatisfy({ !current.covered[$0] }) {
+            for option in options where Self.isOpen(option, covered: current.covered, options: options) {
                 // Skipping words costs: translations run mostly left to right, with local swaps.
                 let jump = distortion * Double(option.start - (current.covered.firstIndex(of: false) ?? 0))
                 phraseAvailable = true
@@ -198,8 +216,8 @@ public struct TranslationModel: Sendable {
         for id in vocabulary.indices where translation[id] > -.infinity {
             logits[id] = Float(languageModel(id, after: previous) + translation[id])
         }
-        // A source word can become untranslatable when a phrase it belonged to was split by an
-        // earlier choice; the sentence may then end rather than leave a row with nothing allowed.
+        // Nothing left to translate (or, in a source no option order can finish, nothing open):
+        // the sentence ends, so no row is left with nothing allowed.
         if !phraseAvailable {
             logits[0] = Float(languageModel(0, after: previous))
         }
