@@ -234,20 +234,11 @@ struct ExponentialSum: RowKernel {
 
     @inline(__always)
     func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) -> Double {
-        let shiftVector = SIMD16<Float>(repeating: shift)
         var total = SIMD16<Double>()
         let vectorEnd = count & ~15
-        var index = 0
-        while index < vectorEnd {
-            var block = SIMD16<Float>()
-            let blockEnd = min(vectorEnd, index &+ 256)
-            while index < blockEnd {
-                block += exponentialOfNonPositive((Element.vector(base, index) - shiftVector) * scale)
-                index &+= 16
-            }
-            total.accumulate(block)
-        }
+        total.addExponentials(base, Element.self, 0..<vectorEnd, shift: shift, scale: scale)
         var sum = total.sum()
+        var index = vectorEnd
         while index < count {
             sum += Double(exponential((Element.scalar(base, index) - shift) * scale))
             index &+= 1
@@ -267,13 +258,21 @@ extension SIMD16 where Scalar == Double {
             reference = chunkMaximum
         }
         guard reference > -.infinity else { return }
-        let shift = SIMD16<Float>(repeating: reference)
+        addExponentials(base, Element.self, range, shift: reference, scale: scale)
+    }
+
+    /// Adds Σ exp((xᵢ − shift) × scale) over `range` (whole vectors, every xᵢ ≤ shift): sixteen
+    /// float lanes accumulate blocks of 256 elements, and the blocks are added in Double.
+    @inline(__always)
+    mutating func addExponentials<Element: LogitElement>(_ base: UnsafeRawPointer, _ element: Element.Type, _ range: Range<Int>,
+                                                         shift: Float, scale: Float) {
+        let shiftVector = SIMD16<Float>(repeating: shift)
         var index = range.lowerBound
         while index < range.upperBound {
             var block = SIMD16<Float>()
             let blockEnd = Swift.min(range.upperBound, index &+ 256)
             while index < blockEnd {
-                block += exponentialOfNonPositive((Element.vector(base, index) - shift) * scale)
+                block += exponentialOfNonPositive((Element.vector(base, index) - shiftVector) * scale)
                 index &+= 16
             }
             accumulate(block)

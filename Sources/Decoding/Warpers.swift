@@ -21,7 +21,7 @@ enum Warpers {
     /// HF TopPLogitsWarper: in rank order, keep a token while the probability mass ranked strictly
     /// before it is below p (so the token that reaches p is kept), and at least `minKeep` tokens.
     /// `totalMass`, relative to `maxLogit`, covers tokens outside the list when the list is only
-    /// the head of a larger row. No sort: the cut is found by partitioning (see `MassSelection`).
+    /// the head of a larger row. No sort: the cut is found by bucketing (see `MassSelection`).
     static func topP(_ candidates: [Candidate], p: Float, minKeep: Int, maxLogit: Float? = nil, totalMass: Double? = nil) -> [Candidate] {
         guard !candidates.isEmpty else { return candidates }
         let top = maxLogit ?? candidates.map(\.logit).max()!
