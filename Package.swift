@@ -28,9 +28,12 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
         ),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        // The passes over a row, built for several instruction sets in one binary and chosen at
+        // run time (AVX-512, AVX2, baseline x86-64; portable elsewhere): no build flags needed.
+        .target(name: "CLogitKernels"),
         .target(
             name: "Decoding",
-            dependencies: [.product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["CLogitKernels", .product(name: "RealModule", package: "swift-numerics")]
         ),
         .target(name: "LogitdProtocol", dependencies: ["Decoding"]),
         .target(
@@ -46,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "logitd",
             dependencies: [
-                "LogitdServer",
+                "LogitdServer", "Decoding",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -223,7 +223,7 @@ public struct BeamSearch: Sendable {
             }
         } else {
             let values = workspace.scratch(count: row.count, slot: .input)
-            row.apply(Shifted(shift: logNormaliser, output: values))
+            row.write(shiftedBy: logNormaliser, into: values)
             let logProbabilities = LogitRow(bytes: UnsafeRawBufferPointer(values), dtype: .float32)
             let set = try pipeline.candidates(for: logProbabilities, history: TokenHistory(prompt: prompt, generated: beam.tokens), sampling: false, workspace: workspace)
             switch set {

@@ -1,3 +1,5 @@
+import CLogitKernels
+
 /// A row of logits read in place from memory that someone else owns (a received ZeroMQ frame,
 /// an array): `count` elements of `dtype`, little-endian, with no alignment requirement.
 public struct LogitRow: @unchecked Sendable {
@@ -18,9 +20,14 @@ public struct LogitRow: @unchecked Sendable {
     public subscript(index: Int) -> Float {
         precondition(index >= 0 && index < count, "token index out of range")
         switch dtype {
-        case .float32: return Float.scalar(base, index)
-        case .float16: return Float16.scalar(base, index)
-        case .bfloat16: return BFloat16.scalar(base, index)
+        case .float32: return base.loadUnaligned(fromByteOffset: index &* 4, as: Float.self)
+        case .float16: return Float(base.loadUnaligned(fromByteOffset: index &* 2, as: Float16.self))
+        case .bfloat16: return BFloat16(bitPattern: base.loadUnaligned(fromByteOffset: index &* 2, as: UInt16.self)).floatValue
         }
     }
+}
+
+extension LogitRow {
+    /// The element type as the kernels number it.
+    var kernelType: Int32 { Int32(dtype.rawValue) }
 }

@@ -34,7 +34,7 @@ public struct LogitsPipeline: Sendable {
             switch (stage.isWarper, set) {
             case (false, .dense(let dense, let scale)):
                 let values = workspace.scratch(count: dense.count)
-                dense.apply(WidenInto(output: values, scale: scale))
+                dense.write(scale: scale, into: values)
                 var target = DenseEdits(values: values)
                 settings.applyEdit(stage, to: &target, history: history)
                 let edited = LogitRow(bytes: UnsafeRawBufferPointer(values), dtype: .float32)
@@ -104,26 +104,6 @@ public struct LogitsPipeline: Sendable {
             case .typicalP: return .sparse(Warpers.typical(candidates, mass: settings.typicalP, minKeep: minKeep))
             default: preconditionFailure("\(stage) is not a warper")
             }
-        }
-    }
-}
-
-/// outputᵢ = xᵢ × scale, widening f16/bf16 to f32.
-struct WidenInto: RowKernel {
-    let output: UnsafeMutableBufferPointer<Float>
-    let scale: Float
-
-    func run<Element: LogitElement>(_ element: Element.Type, _ base: UnsafeRawPointer, _ count: Int) {
-        let out = UnsafeMutableRawPointer(output.baseAddress!)
-        let vectorEnd = count & ~15
-        var index = 0
-        while index < vectorEnd {
-            out.storeBytes(of: Element.vector(base, index) * scale, toByteOffset: index &* 4, as: SIMD16<Float>.self)
-            index &+= 16
-        }
-        while index < count {
-            output[index] = Element.scalar(base, index) * scale
-            index &+= 1
         }
     }
 }

@@ -24,7 +24,7 @@ public enum Sampler {
         case .dense(let row, let scale):
             // This cannot fail: the pipeline already validated the row.
             let (maximum, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
-            let token = row.apply(InverseCDF(shift: maximum, scale: scale, target: u * total))
+            let token = row.inverseCDF(shift: maximum, scale: scale, target: u * total)
             let logprob = Double((row[token] - maximum) * scale) - Double.log(total)
             return TokenChoice(token: token, logprob: Float(logprob))
         case .sparse(let candidates):

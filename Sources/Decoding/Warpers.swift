@@ -1,3 +1,4 @@
+import CLogitKernels
 import RealModule
 
 /// The sampling warpers, with Hugging Face transformers' definitions, on sparse candidate lists
@@ -31,23 +32,12 @@ enum Warpers {
         return candidates.filter { cut.keeps($0) }
     }
 
-    /// exp(logit − shift) for each candidate (logit ≤ shift), sixteen at a time: sixteen
-    /// candidates are 32 floats in memory, tokens in the even lanes and logits in the odd ones.
+    /// exp(logit − shift) for each candidate (logit ≤ shift).
     static func exponentialWeights(_ candidates: [Candidate], shift: Float) -> [Float] {
         [Float](unsafeUninitializedCapacity: candidates.count) { weights, initialized in
-            candidates.withUnsafeBytes { raw in
-                var index = 0
-                if MemoryLayout<Candidate>.stride == 8 && MemoryLayout<Candidate>.offset(of: \.logit) == 4 {
-                    let output = UnsafeMutableRawPointer(weights.baseAddress!)
-                    while index &+ 16 <= candidates.count {
-                        let logits = raw.loadUnaligned(fromByteOffset: index &* 8, as: SIMD32<Float>.self).oddHalf
-                        output.storeBytes(of: exponentialOfNonPositive(logits - shift), toByteOffset: index &* 4, as: SIMD16<Float>.self)
-                        index &+= 16
-                    }
-                }
-                while index < candidates.count {
-                    weights[index] = exponential(candidates[index].logit - shift)
-                    index &+= 1
+            candidates.withUnsafeBufferPointer { list in
+                list.withMemoryRebound(to: lk_candidate.self) {
+                    lk_candidate_weights($0.baseAddress, Int64(candidates.count), shift, weights.baseAddress)
                 }
             }
             initialized = candidates.count

@@ -12,20 +12,24 @@ public struct Welcome: Equatable, Sendable, Codable {
     public var dtypes: [String]
     public var strategies: [String]
     public var workers: Int
+    /// The decoding kernel variant the daemon runs (`KernelVariant`: "avx512", "avx2", …); nil
+    /// from a daemon older than the key.
+    public var kernels: String?
     public var limits: ProtocolLimits
 
-    public init(server: String, workers: Int, limits: ProtocolLimits) {
+    public init(server: String, workers: Int, kernels: KernelVariant = Kernels.active, limits: ProtocolLimits) {
         self.protocolVersion = Int(Header.currentVersion)
         self.server = server
         self.dtypes = LogitDType.allCases.map(\.name)
         self.strategies = Strategy.allCases.map(\.rawValue)
         self.workers = workers
+        self.kernels = kernels.rawValue
         self.limits = limits
     }
 
     enum CodingKeys: String, CodingKey {
         case protocolVersion = "protocol"
-        case server, dtypes, strategies, workers, limits
+        case server, dtypes, strategies, workers, kernels, limits
     }
 
     public var encoded: [UInt8] {

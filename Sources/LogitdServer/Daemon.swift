@@ -1,3 +1,4 @@
+import Decoding
 import Dispatch
 import Foundation
 import Logging
@@ -44,6 +45,7 @@ public final class Daemon: Sendable {
             "endpoints": "\(broker.boundEndpoints.joined(separator: ", "))",
             "workers": "\(workerCount)",
             "protocol": "\(Header.currentVersion)",
+            "kernels": "\(welcome.kernels ?? "")",
         ])
         onReady(broker.boundEndpoints)
         defer {

@@ -45,8 +45,10 @@ struct E2ECommand: ParsableCommand {
             daemon.stop()
             echo.stop()
         }
+        // The daemon inherits this environment, so it runs the same variant as this process.
+        let kernels = try Kernels.checkEnvironment()
         if !json {
-            print("daemon: \(workers) worker(s); \(ProcessInfo.processInfo.activeProcessorCount) cores; \(duration) s per measurement")
+            print("daemon: \(workers) worker(s); \(ProcessInfo.processInfo.activeProcessorCount) cores; kernels: \(kernels); \(duration) s per measurement")
             print("case                                frames/s   echo f/s  ratio    rows/s   p50 us   p99 us  echo p50  cpu us/f  rss MB")
         }
         for (index, benchCase) in cases.enumerated() {
@@ -68,7 +70,7 @@ struct E2ECommand: ParsableCommand {
             let echoStats = median(echoRounds)
             let stats = median(daemonRounds)
             let cpu = cpuPerFrame.sorted()[1]
-            let result = E2EResult(benchCase: benchCase, stats: stats, echo: echoStats, cpuPerFrame: cpu, rssMB: daemon.residentMB(), peakMB: daemon.peakResidentMB())
+            let result = E2EResult(benchCase: benchCase, kernels: kernels, stats: stats, echo: echoStats, cpuPerFrame: cpu, rssMB: daemon.residentMB(), peakMB: daemon.peakResidentMB())
             print(json ? result.json : result.line)
         }
         FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
@@ -183,6 +185,7 @@ struct E2EStats {
 
 struct E2EResult {
     let benchCase: E2ECase
+    let kernels: KernelVariant
     let stats: E2EStats
     let echo: E2EStats
     let cpuPerFrame: Double
@@ -193,7 +196,7 @@ struct E2EResult {
 
     var json: String {
         func number(_ value: Double) -> String { value.isFinite ? String(format: "%.3f", value) : "null" }
-        return "{\"case\":\"\(benchCase.name)\",\"frames_per_s\":\(number(stats.framesPerSecond)),\"echo_frames_per_s\":\(number(echo.framesPerSecond)),"
+        return "{\"case\":\"\(benchCase.name)\",\"kernels\":\"\(kernels)\",\"frames_per_s\":\(number(stats.framesPerSecond)),\"echo_frames_per_s\":\(number(echo.framesPerSecond)),"
             + "\"ratio\":\(number(ratio)),\"rows_per_s\":\(number(stats.rowsPerSecond)),\"echo_rows_per_s\":\(number(echo.rowsPerSecond)),"
             + "\"p50_us\":\(number(stats.percentile(0.5))),\"p99_us\":\(number(stats.percentile(0.99))),"
             + "\"echo_p50_us\":\(number(echo.percentile(0.5))),\"echo_p99_us\":\(number(echo.percentile(0.99))),"

@@ -28,8 +28,9 @@ struct KernelsCommand: ParsableCommand {
             guard let operation = Operation(rawValue: name) else { throw ValidationError("unknown op \(name)") }
             return operation
         }
+        let kernels = try Kernels.checkEnvironment()
         if !json {
-            print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; one core used; medians of 15 samples")
+            print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; one core used; kernels: \(kernels); medians of 15 samples")
             print("op              vocab   dtype   us/row   pass us   ratio")
         }
         var f32Times: [String: Double] = [:]
@@ -42,7 +43,7 @@ struct KernelsCommand: ParsableCommand {
                     if dtype == .float32 { f32Times[key] = opMicros }
                     let versusF32 = f32Times[key].map { opMicros / $0 }
                     if json {
-                        var fields = "\"op\":\"\(operation.rawValue)\",\"vocab\":\(vocabSize),\"dtype\":\"\(dtype.name)\","
+                        var fields = "\"op\":\"\(operation.rawValue)\",\"kernels\":\"\(kernels)\",\"vocab\":\(vocabSize),\"dtype\":\"\(dtype.name)\","
                         fields += "\"us_per_row\":\(format(opMicros)),\"pass_us\":\(format(passMicros)),\"ratio\":\(format(opMicros / passMicros))"
                         if let versusF32, dtype != .float32 { fields += ",\"vs_f32\":\(format(versusF32))" }
                         print("{\(fields)}")
@@ -181,7 +182,7 @@ final class RowBench {
     func body(_ operation: Operation) -> () -> Void {
         switch operation {
         case .pass:
-            return { [self] in bytes.withUnsafeBytes { raw in blackHole(plainPass(LogitRow(bytes: raw, dtype: dtype))) } }
+            return { [self] in bytes.withUnsafeBytes { raw in blackHole(Kernels.plainPass(LogitRow(bytes: raw, dtype: dtype))) } }
         case .argmax:
             return { [self] in bytes.withUnsafeBytes { raw in blackHole(try! LogitRow(bytes: raw, dtype: dtype).validatedMaximum().index) } }
         case .greedyLogprob:
@@ -206,32 +207,6 @@ final class RowBench {
         case .beam8: return beamStep(width: 8)
         }
     }
-}
-
-/// One plain SIMD pass: the sum of the row, read the way every kernel reads it.
-func plainPass(_ row: LogitRow) -> Float {
-    switch row.dtype {
-    case .float32: return sum(Float.self, row)
-    case .float16: return sum(Float16.self, row)
-    case .bfloat16: return sum(BFloat16.self, row)
-    }
-}
-
-@inline(__always)
-private func sum<Element: LogitElement>(_: Element.Type, _ row: LogitRow) -> Float {
-    var total = SIMD16<Float>()
-    var index = 0
-    let end = row.count & ~15
-    while index < end {
-        total += Element.vector(row.base, index)
-        index &+= 16
-    }
-    var result = total.sum()
-    while index < row.count {
-        result += Element.scalar(row.base, index)
-        index &+= 1
-    }
-    return result
 }
 
 /// Results folded into one observable value, so the optimiser cannot drop the work behind them.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Decoding
 import Foundation
 import Logging
 import LogitdServer
@@ -8,8 +9,8 @@ struct Logitd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logitd",
         abstract: "A decoding daemon: model processes send logits over ZeroMQ, logitd sends tokens back.",
-        version: Daemon.version,
-        subcommands: [Serve.self],
+        version: "\(Daemon.version) (kernels: \(Kernels.active))",
+        subcommands: [Serve.self, KernelsCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -33,6 +34,12 @@ struct Serve: ParsableCommand {
     var tokenTap: String?
 
     func run() throws {
+        do {
+            try Kernels.checkEnvironment()
+        } catch {
+            FileHandle.standardError.write(Data("logitd: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
         var settings = DaemonConfig()
         do {
             if let config { settings = try DaemonConfig.load(path: config) }
@@ -81,6 +88,28 @@ struct Serve: ParsableCommand {
         } catch {
             logger.critical("cannot serve: \(error)")
             throw ExitCode.failure
+        }
+    }
+}
+
+/// `logitd kernels`: the kernel variants this binary carries, which this CPU runs, which is in use.
+struct KernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "List the decoding kernel variants: supported by this CPU, and the one in use (LOGITD_KERNELS forces a lower one)."
+    )
+
+    @Flag(help: "Print only the supported variants' names, widest first, one per line.")
+    var supported = false
+
+    func run() throws {
+        if supported {
+            Kernels.supported.forEach { print($0) }
+            return
+        }
+        for variant in KernelVariant.allCases {
+            let state = variant == Kernels.active ? "in use" : variant.isSupported ? "supported" : "not supported here"
+            print("\(variant.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(state)")
         }
     }
 }

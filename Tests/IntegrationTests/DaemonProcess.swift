@@ -15,11 +15,14 @@ final class DaemonProcess {
     }
 
     /// Starts the daemon and waits until it answers HELLO.
-    init(transport: TestEndpoint = .ipc, workers: Int = 2, extraArguments: [String] = [], endpoint: String? = nil) throws {
+    /// `environment` is added to this process's own.
+    init(transport: TestEndpoint = .ipc, workers: Int = 2, extraArguments: [String] = [], endpoint: String? = nil,
+         environment: [String: String] = [:]) throws {
         self.endpoint = endpoint ?? transport.make()
         stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("logitd-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
         process.executableURL = Self.binary
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.arguments = ["serve", "--bind", self.endpoint, "--workers", "\(workers)", "--log-level", "info"] + extraArguments
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         process.standardOutput = FileHandle.nullDevice
@@ -72,16 +75,24 @@ enum DaemonError: Error, CustomStringConvertible {
 }
 
 /// Runs the binary to completion (for start-up failures) and returns its status and stderr.
-func runDaemonExpectingExit(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+func runDaemonExpectingExit(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+    let result = try runDaemonToCompletion(arguments, environment: environment)
+    return (result.status, result.stderr)
+}
+
+/// Runs the binary to completion and returns its status, stdout and stderr.
+func runDaemonToCompletion(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = DaemonProcess.binary
     process.arguments = arguments
-    let pipe = Pipe()
-    process.standardError = pipe
-    process.standardOutput = FileHandle.nullDevice
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let errors = Pipe(), output = Pipe()
+    process.standardError = errors
+    process.standardOutput = output
     try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    let printed = output.fileHandleForReading.readDataToEndOfFile()
+    let complaints = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    return (process.terminationStatus, String(decoding: printed, as: UTF8.self), String(decoding: complaints, as: UTF8.self))
 }
 

@@ -37,6 +37,7 @@ def test_hello(daemon):
     assert welcome["dtypes"] == ["f32", "f16", "bf16"]
     assert welcome["strategies"] == ["greedy", "sample", "beam"]
     assert welcome["workers"] == 2
+    assert welcome["kernels"] in ("avx512", "avx2", "baseline", "portable")
     assert welcome["limits"]["max_vocab"] == 1048576
 
 

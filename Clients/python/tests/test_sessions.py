@@ -370,22 +370,31 @@ def resident_mb(pid: int) -> float:
 
 @pytest.mark.parametrize("ending", ["close", "expire"])
 def test_memory_returns_to_baseline_after_sessions_end(make_daemon, tmp_path, ending):
+    prompt = list(range(VOCAB)) * 40  # 2,000 tokens of state per session
+    count = 2000
+    ttl_ms = 60000
+    if ending == "expire":
+        # The TTL must outlast opening them all, which takes seconds on a slow machine: time a
+        # few opens on a probe daemon first.
+        with Client(make_daemon().endpoint) as probe:
+            started = time.monotonic()
+            for _ in range(50):
+                probe.open(vocab_size=VOCAB, prompt_token_ids=prompt)
+            ttl_ms = int(3000 + 2 * (time.monotonic() - started) * count / 50 * 1000)
     config = tmp_path / "ttl.toml"
-    # Long enough to open them all first; closing them all takes a while too.
-    config.write_text(f"[sessions]\nttl_ms = {60000 if ending == 'close' else 3000}\n")
+    config.write_text(f"[sessions]\nttl_ms = {ttl_ms}\n")
     daemon = make_daemon(extra=["--config", str(config)])
     pid = daemon.process.pid
     with Client(daemon.endpoint) as client:
         client.open(vocab_size=VOCAB).close()
         baseline = resident_mb(pid)
-        prompt = list(range(VOCAB)) * 40  # 2,000 tokens of state per session
-        sessions = [client.open(vocab_size=VOCAB, prompt_token_ids=prompt) for _ in range(2000)]
+        sessions = [client.open(vocab_size=VOCAB, prompt_token_ids=prompt) for _ in range(count)]
         peak = resident_mb(pid)
         assert peak > baseline + 10, "the sessions take memory while open"
         if ending == "close":
             for session in sessions:
                 session.close()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10 + (ttl_ms / 1000 if ending == "expire" else 0)
         while resident_mb(pid) > baseline + 8 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert resident_mb(pid) <= baseline + 8, f"baseline {baseline:.1f} MB, peak {peak:.1f} MB, now {resident_mb(pid):.1f} MB"

@@ -1,0 +1,493 @@
+// The kernels, written once. Each variant_*.c includes this file inside its own target region
+// (`#pragma clang attribute push(__attribute__((target(...))))`), with LK_NAME naming the table
+// it defines and LK_F16C set when the variant may widen f16 with F16C.
+//
+// Why every variant gives the same bits: the code works on vectors of sixteen lanes whatever the
+// hardware width (the compiler splits them into one zmm, two ymm or four xmm registers); lane i
+// always accumulates the same elements in the same order; horizontal sums and maxima run in one
+// fixed tree; no multiply-add is fused (FP_CONTRACT OFF — avx512f would allow it); and the only
+// operations are IEEE multiply, add, subtract, compare, select and exact conversions, which round
+// the same way on every x86-64 (and every IEEE) CPU. Nothing here calls libm.
+
+#pragma STDC FP_CONTRACT OFF
+#pragma clang fp contract(off)
+#pragma clang diagnostic ignored "-Wpsabi"
+
+typedef float f32x16 __attribute__((ext_vector_type(16)));
+typedef float f32x32 __attribute__((ext_vector_type(32)));
+typedef float f32x8 __attribute__((ext_vector_type(8)));
+typedef float f32x4 __attribute__((ext_vector_type(4)));
+typedef float f32x2 __attribute__((ext_vector_type(2)));
+typedef double f64x16 __attribute__((ext_vector_type(16)));
+typedef double f64x8 __attribute__((ext_vector_type(8)));
+typedef double f64x4 __attribute__((ext_vector_type(4)));
+typedef double f64x2 __attribute__((ext_vector_type(2)));
+typedef int32_t i32x16 __attribute__((ext_vector_type(16)));
+typedef uint32_t u32x16 __attribute__((ext_vector_type(16)));
+typedef uint16_t u16x16 __attribute__((ext_vector_type(16)));
+typedef _Bool b16 __attribute__((ext_vector_type(16)));
+#if LK_F16C
+typedef _Float16 h16x16 __attribute__((ext_vector_type(16)));
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+#define CHUNK 2048
+/// How far (× scale) a chunk may rise above the online sum's reference and still be summed
+/// against it: e^60 × 2,048 terms stays far inside float32.
+#define LARGEST_EXPONENT 60.0f
+
+// MARK: Lanes
+
+INLINE f32x16 splat(float x) { return (f32x16)(x); }
+
+INLINE float hmax(f32x16 v) {
+    f32x8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+    f32x8 b = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    a = b > a ? b : a;
+    f32x4 c = __builtin_shufflevector(a, a, 0, 1, 2, 3), d = __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    c = d > c ? d : c;
+    f32x2 e = __builtin_shufflevector(c, c, 0, 1), f = __builtin_shufflevector(c, c, 2, 3);
+    e = f > e ? f : e;
+    return e[1] > e[0] ? e[1] : e[0];
+}
+
+INLINE float hsum(f32x16 v) {
+    f32x8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    f32x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    f32x2 c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+    return c[0] + c[1];
+}
+
+INLINE double hsum64(f64x16 v) {
+    f64x8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    f64x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    f64x2 c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+    return c[0] + c[1];
+}
+
+/// Lane i's truth as bit i.
+INLINE uint32_t lane_bits(i32x16 mask) {
+    b16 bits = __builtin_convertvector(mask, b16);
+    uint16_t word;
+    memcpy(&word, &bits, sizeof word);
+    return word;
+}
+
+// MARK: Loading
+
+/// f16 → f32, exactly: with F16C one instruction; without it the bits are rebuilt (normal numbers
+/// re-biased, subnormals from their integer mantissa, inf/NaN kept), which gives the same floats.
+INLINE f32x16 widen_half(u16x16 halves) {
+#if LK_F16C
+    h16x16 h;
+    memcpy(&h, &halves, sizeof h);
+    return __builtin_convertvector(h, f32x16);
+#else
+    u32x16 x = __builtin_convertvector(halves, u32x16);
+    u32x16 sign = (x & 0x8000u) << 16;
+    u32x16 magnitude = x & 0x7FFFu;
+    u32x16 normal = (magnitude << 13) + 0x38000000u;
+    normal = magnitude >= 0x7C00u ? normal + 0x38000000u : normal;
+    f32x16 subnormal = __builtin_convertvector(magnitude, f32x16) * 0x1p-24f;
+    u32x16 bits = magnitude < 0x0400u ? (u32x16)subnormal : normal;
+    return (f32x16)(bits | sign);
+#endif
+}
+
+/// Elements index ..< index + 16 as float32.
+INLINE f32x16 load16(const void *row, int64_t index, const int dtype) {
+    const char *base = (const char *)row;
+    if (dtype == LK_F32) {
+        f32x16 v;
+        memcpy(&v, base + index * 4, sizeof v);
+        return v;
+    }
+    u16x16 halves;
+    memcpy(&halves, base + index * 2, sizeof halves);
+    if (dtype == LK_BF16) return (f32x16)(__builtin_convertvector(halves, u32x16) << 16);
+    return widen_half(halves);
+}
+
+/// Element index as float32, widened exactly as load16 widens it.
+INLINE float load1(const void *row, int64_t index, const int dtype) {
+    const char *base = (const char *)row;
+    if (dtype == LK_F32) {
+        float v;
+        memcpy(&v, base + index * 4, sizeof v);
+        return v;
+    }
+    uint16_t half;
+    memcpy(&half, base + index * 2, sizeof half);
+    if (dtype == LK_BF16) {
+        uint32_t bits = (uint32_t)half << 16;
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        return v;
+    }
+    return widen_half((u16x16)(half))[0];
+}
+
+// MARK: exp
+
+/// e^x for x ≤ 88.3 and not NaN: Cody–Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, then
+/// e^r ≈ 1 + r + r²·P(r) with Cephes' expf coefficients (its r⁷ term, below 1.3e-7, dropped), and
+/// 2ⁿ added to the exponent bits (for x ≥ -87.3 the result is never subnormal, so this equals a
+/// multiply by 2ⁿ). Below -87.3 (and at -inf) exactly 0.
+INLINE f32x16 exp_nonpositive(f32x16 x) {
+    // Adding 1.5 × 2^23 rounds x·log2(e) to the nearest integer (ties to even) in the float's low
+    // mantissa bits: subtracting it back gives n as a float, the bit difference n as an integer.
+    const float rounding = 12582912.0f;
+    f32x16 shifted = x * 1.44269504f + rounding;
+    f32x16 n = shifted - rounding;
+    u32x16 n_bits = (u32x16)shifted - 0x4B400000u;
+    // ln 2 split in two so that n · ln2High is exact.
+    f32x16 r = n * 2.1219444e-4f + (n * -0.693359375f + x);
+    f32x16 p = r * 1.3981999507e-3f + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    f32x16 y = (p * (r * r) + r) + 1.0f;
+    f32x16 scaled = (f32x16)((u32x16)y + (n_bits << 23));
+    return x < -87.3f ? splat(0) : scaled;
+}
+
+/// e^x for any x: above 88.3 as at 88.3 (finite), NaN stays NaN.
+INLINE f32x16 exp_any(f32x16 x) {
+    f32x16 result = exp_nonpositive(x > 88.3f ? splat(88.3f) : x);
+    return x != x ? x : result;
+}
+
+INLINE float exp1(float x) { return exp_any(splat(x))[0]; }
+
+// MARK: Kernels
+
+/// Adds Σ exp((xᵢ − shift) × scale) over whole vectors [start, end): sixteen float lanes
+/// accumulate blocks of 256 elements, and the blocks are added in Double.
+INLINE void add_exponentials(f64x16 *total, const void *row, int64_t start, int64_t end, const int dtype, float shift, float scale) {
+    int64_t index = start;
+    while (index < end) {
+        f32x16 block = splat(0);
+        int64_t block_end = end < index + 256 ? end : index + 256;
+        for (; index < block_end; index += 16) block += exp_nonpositive((load16(row, index, dtype) - shift) * scale);
+        *total += __builtin_convertvector(block, f64x16);
+    }
+}
+
+/// The scan: per block of 128 its maximum (NaN never wins a comparison), the running maximum and
+/// the first block reaching it, NaN seen in any lane; when summing, the online normaliser: each
+/// chunk of 2,048 elements summed against `reference`, the largest value before the chunk, the
+/// Double total rescaled by exp((old − new) × scale) whenever a chunk raises it, and a chunk rising
+/// more than e^60 above it summed again (still in L1) against its own maximum. The argmax index is
+/// found afterwards in the one block that first reached the maximum.
+INLINE void scan_body(const void *row, int64_t count, const int dtype, float *block_maxima, const int sums, const float scale, lk_scan_result *result) {
+    i32x16 nan = (i32x16)(0);
+    float maximum = -INFINITY;
+    int64_t maximum_block = -1;
+    float reference = count >= 16 ? hmax(load16(row, 0, dtype)) : -INFINITY;
+    f64x16 total = (f64x16)(0.0);
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0, block = 0;
+    while (index < vector_end) {
+        const int64_t chunk_start = index;
+        const int64_t chunk_end = vector_end < index + CHUNK ? vector_end : index + CHUNK;
+        float chunk_maximum = -INFINITY;
+        f64x16 chunk_total = (f64x16)(0.0);
+        const f32x16 shift = splat(reference);
+        while (index < chunk_end) {
+            const int64_t block_end = chunk_end < index + LK_BLOCK ? chunk_end : index + LK_BLOCK;
+            f32x16 block_best = splat(-INFINITY);
+            f32x16 block_sum = splat(0);
+            for (; index < block_end; index += 16) {
+                f32x16 v = load16(row, index, dtype);
+                nan |= v != v;
+                block_best = v > block_best ? v : block_best;
+                if (sums) block_sum += exp_nonpositive((v - shift) * scale);
+            }
+            float block_maximum = hmax(block_best);
+            if (block_maxima) block_maxima[block] = block_maximum;
+            if (block_maximum > maximum) {
+                maximum = block_maximum;
+                maximum_block = block;
+            }
+            if (block_maximum > chunk_maximum) chunk_maximum = block_maximum;
+            block += 1;
+            if (sums) chunk_total += __builtin_convertvector(block_sum, f64x16);
+        }
+        if (!sums) continue;
+        if (reference > -INFINITY && (chunk_maximum - reference) * scale <= LARGEST_EXPONENT) {
+            total += chunk_total;
+            if (chunk_maximum > reference) {
+                total *= lk_exp64((double)(reference - chunk_maximum) * (double)scale);
+                reference = chunk_maximum;
+            }
+        } else {
+            // The chunk rose too far above the reference for its exponentials (or there was none
+            // yet): sum it again against its own maximum.
+            if (chunk_maximum > reference) {
+                if (reference > -INFINITY) total *= lk_exp64((double)(reference - chunk_maximum) * (double)scale);
+                reference = chunk_maximum;
+            }
+            if (reference > -INFINITY) add_exponentials(&total, row, chunk_start, chunk_end, dtype, reference, scale);
+        }
+    }
+    int saw_invalid = lane_bits(nan) != 0;
+    int64_t position = -1;
+    if (maximum_block >= 0) {
+        // The first element equal to the maximum, in the first block that reached it.
+        for (int64_t i = maximum_block * LK_BLOCK;; i++) {
+            if (load1(row, i, dtype) == maximum) { position = i; break; }
+        }
+    }
+    if (block_maxima && index < count && index % LK_BLOCK == 0) block_maxima[index / LK_BLOCK] = -INFINITY;
+    double exponential_sum = hsum64(total);
+    for (; index < count; index++) {
+        float x = load1(row, index, dtype);
+        if (x != x) saw_invalid = 1;
+        if (x > maximum) {
+            maximum = x;
+            position = index;
+        }
+        if (block_maxima && x > block_maxima[index / LK_BLOCK]) block_maxima[index / LK_BLOCK] = x;
+        if (sums && x > -INFINITY) {
+            if (x > reference) {
+                if (reference > -INFINITY) exponential_sum *= lk_exp64((double)(reference - x) * (double)scale);
+                reference = x;
+            }
+            exponential_sum += (double)exp1((x - reference) * scale);
+        }
+    }
+    if (maximum == INFINITY) saw_invalid = 1;
+    result->max_index = position < 0 ? 0 : position;
+    result->max_value = position < 0 ? -INFINITY : load1(row, position, dtype);
+    result->saw_invalid = saw_invalid;
+    result->exponential_sum = sums ? exponential_sum : 0;
+}
+
+INLINE double exp_sum_body(const void *row, int64_t count, const int dtype, float shift, float scale) {
+    f64x16 total = (f64x16)(0.0);
+    const int64_t vector_end = count & ~(int64_t)15;
+    add_exponentials(&total, row, 0, vector_end, dtype, shift, scale);
+    double sum = hsum64(total);
+    for (int64_t index = vector_end; index < count; index++) sum += (double)exp1((load1(row, index, dtype) - shift) * scale);
+    return sum;
+}
+
+INLINE double exp_write_body(const void *row, int64_t count, const int dtype, float shift, float scale, float *out) {
+    f64x16 total = (f64x16)(0.0);
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0;
+    while (index < vector_end) {
+        f32x16 block = splat(0);
+        int64_t block_end = vector_end < index + 256 ? vector_end : index + 256;
+        for (; index < block_end; index += 16) {
+            f32x16 e = exp_nonpositive((load16(row, index, dtype) - shift) * scale);
+            memcpy(out + index, &e, sizeof e);
+            block += e;
+        }
+        total += __builtin_convertvector(block, f64x16);
+    }
+    double sum = hsum64(total);
+    for (; index < count; index++) {
+        float e = exp1((load1(row, index, dtype) - shift) * scale);
+        out[index] = e;
+        sum += (double)e;
+    }
+    return sum;
+}
+
+INLINE void affine_write_body(const void *row, int64_t count, const int dtype, float shift, float scale, float *out) {
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0;
+    for (; index < vector_end; index += 16) {
+        f32x16 v = (load16(row, index, dtype) - shift) * scale;
+        memcpy(out + index, &v, sizeof v);
+    }
+    for (; index < count; index++) out[index] = (load1(row, index, dtype) - shift) * scale;
+}
+
+INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
+    int64_t written = 0;
+    const int64_t blocks = (count + LK_BLOCK - 1) / LK_BLOCK;
+    for (int64_t block = 0; block < blocks; block++) {
+        float block_maximum = block_maxima[block];
+        if (!(block_maximum >= threshold && block_maximum > -INFINITY)) continue;
+        int64_t index = block * LK_BLOCK;
+        const int64_t end = count < index + LK_BLOCK ? count : index + LK_BLOCK;
+        // Sixteen at a time: one compare, and work only for the lanes that pass.
+        for (; index + 16 <= end; index += 16) {
+            f32x16 v = load16(row, index, dtype);
+            uint32_t bits = lane_bits((v >= threshold) & (v > -INFINITY));
+            if (!bits) continue;
+            float lanes[16];
+            memcpy(lanes, &v, sizeof lanes);
+            do {
+                int lane = __builtin_ctz(bits);
+                out[written].token = (int32_t)(index + lane);
+                out[written].logit = lanes[lane] * scale;
+                written++;
+                bits &= bits - 1;
+            } while (bits);
+        }
+        for (; index < end; index++) {
+            float value = load1(row, index, dtype);
+            if (value >= threshold && value > -INFINITY) {
+                out[written].token = (int32_t)index;
+                out[written].logit = value * scale;
+                written++;
+            }
+        }
+    }
+    return written;
+}
+
+/// Whole vectors below the target are skipped with one sum each.
+INLINE int64_t inverse_cdf_body(const void *row, int64_t count, const int dtype, float shift, float scale, double target) {
+    double cumulative = 0;
+    int64_t last_candidate = -1;
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0;
+    for (; index < vector_end; index += 16) {
+        f32x16 weights = exp_nonpositive((load16(row, index, dtype) - shift) * scale);
+        double vector_sum = (double)hsum(weights);
+        if (cumulative + vector_sum >= target) {
+            for (int lane = 0; lane < 16; lane++) {
+                if (!(weights[lane] > 0)) continue;
+                cumulative += (double)weights[lane];
+                last_candidate = index + lane;
+                if (cumulative >= target) return last_candidate;
+            }
+        } else {
+            cumulative += vector_sum;
+            uint32_t positive = lane_bits(weights > 0);
+            if (positive) last_candidate = index + 31 - __builtin_clz(positive);
+        }
+    }
+    for (; index < count; index++) {
+        float weight = exp1((load1(row, index, dtype) - shift) * scale);
+        if (weight > 0) {
+            cumulative += (double)weight;
+            last_candidate = index;
+            if (cumulative >= target) return index;
+        }
+    }
+    // Rounding left the sum a hair short of the target: the last possible token.
+    return last_candidate;
+}
+
+INLINE float sum_body(const void *row, int64_t count, const int dtype) {
+    f32x16 total = splat(0);
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0;
+    for (; index < vector_end; index += 16) total += load16(row, index, dtype);
+    float result = hsum(total);
+    for (; index < count; index++) result += load1(row, index, dtype);
+    return result;
+}
+
+// MARK: Entry points: one specialisation per element type, and for scale 1 (no multiply).
+
+#define BY_DTYPE(call_f32, call_f16, call_bf16) \
+    switch (dtype) { \
+    case LK_F16: call_f16; \
+    case LK_BF16: call_bf16; \
+    default: call_f32; \
+    }
+
+static void LK_NAME(scan)(const void *row, int64_t count, int dtype, float *block_maxima, int sums, float scale, lk_scan_result *result) {
+    if (!sums) {
+        BY_DTYPE(scan_body(row, count, LK_F32, block_maxima, 0, 1, result); return,
+                 scan_body(row, count, LK_F16, block_maxima, 0, 1, result); return,
+                 scan_body(row, count, LK_BF16, block_maxima, 0, 1, result); return)
+    } else if (scale == 1.0f) {
+        BY_DTYPE(scan_body(row, count, LK_F32, block_maxima, 1, 1, result); return,
+                 scan_body(row, count, LK_F16, block_maxima, 1, 1, result); return,
+                 scan_body(row, count, LK_BF16, block_maxima, 1, 1, result); return)
+    } else {
+        BY_DTYPE(scan_body(row, count, LK_F32, block_maxima, 1, scale, result); return,
+                 scan_body(row, count, LK_F16, block_maxima, 1, scale, result); return,
+                 scan_body(row, count, LK_BF16, block_maxima, 1, scale, result); return)
+    }
+}
+
+static double LK_NAME(exp_sum)(const void *row, int64_t count, int dtype, float shift, float scale) {
+    if (scale == 1.0f) {
+        BY_DTYPE(return exp_sum_body(row, count, LK_F32, shift, 1),
+                 return exp_sum_body(row, count, LK_F16, shift, 1),
+                 return exp_sum_body(row, count, LK_BF16, shift, 1))
+    }
+    BY_DTYPE(return exp_sum_body(row, count, LK_F32, shift, scale),
+             return exp_sum_body(row, count, LK_F16, shift, scale),
+             return exp_sum_body(row, count, LK_BF16, shift, scale))
+}
+
+static double LK_NAME(exp_write)(const void *row, int64_t count, int dtype, float shift, float scale, float *out) {
+    if (scale == 1.0f) {
+        BY_DTYPE(return exp_write_body(row, count, LK_F32, shift, 1, out),
+                 return exp_write_body(row, count, LK_F16, shift, 1, out),
+                 return exp_write_body(row, count, LK_BF16, shift, 1, out))
+    }
+    BY_DTYPE(return exp_write_body(row, count, LK_F32, shift, scale, out),
+             return exp_write_body(row, count, LK_F16, shift, scale, out),
+             return exp_write_body(row, count, LK_BF16, shift, scale, out))
+}
+
+static void LK_NAME(affine_write)(const void *row, int64_t count, int dtype, float shift, float scale, float *out) {
+    BY_DTYPE(affine_write_body(row, count, LK_F32, shift, scale, out); return,
+             affine_write_body(row, count, LK_F16, shift, scale, out); return,
+             affine_write_body(row, count, LK_BF16, shift, scale, out); return)
+}
+
+static void LK_NAME(scale_in_place)(float *values, int64_t count, float factor) {
+    affine_write_body(values, count, LK_F32, 0, factor, values);
+}
+
+static int64_t LK_NAME(collect)(const void *row, int64_t count, int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
+    BY_DTYPE(return collect_body(row, count, LK_F32, block_maxima, threshold, scale, out),
+             return collect_body(row, count, LK_F16, block_maxima, threshold, scale, out),
+             return collect_body(row, count, LK_BF16, block_maxima, threshold, scale, out))
+}
+
+static int64_t LK_NAME(inverse_cdf)(const void *row, int64_t count, int dtype, float shift, float scale, double target) {
+    if (scale == 1.0f) {
+        BY_DTYPE(return inverse_cdf_body(row, count, LK_F32, shift, 1, target),
+                 return inverse_cdf_body(row, count, LK_F16, shift, 1, target),
+                 return inverse_cdf_body(row, count, LK_BF16, shift, 1, target))
+    }
+    BY_DTYPE(return inverse_cdf_body(row, count, LK_F32, shift, scale, target),
+             return inverse_cdf_body(row, count, LK_F16, shift, scale, target),
+             return inverse_cdf_body(row, count, LK_BF16, shift, scale, target))
+}
+
+/// Sixteen candidates are 32 floats, tokens in the even lanes and logits in the odd ones.
+static void LK_NAME(candidate_weights)(const lk_candidate *candidates, int64_t count, float shift, float *out) {
+    int64_t index = 0;
+    for (; index + 16 <= count; index += 16) {
+        f32x32 pairs;
+        memcpy(&pairs, candidates + index, sizeof pairs);
+        f32x16 logits = __builtin_shufflevector(pairs, pairs, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        f32x16 e = exp_nonpositive(logits - shift);
+        memcpy(out + index, &e, sizeof e);
+    }
+    for (; index < count; index++) out[index] = exp1(candidates[index].logit - shift);
+}
+
+static float LK_NAME(sum)(const void *row, int64_t count, int dtype) {
+    BY_DTYPE(return sum_body(row, count, LK_F32),
+             return sum_body(row, count, LK_F16),
+             return sum_body(row, count, LK_BF16))
+}
+
+static float LK_NAME(exp)(float x) { return exp1(x); }
+
+const lk_table LK_NAME(table) = {
+    .scan = LK_NAME(scan),
+    .exp_sum = LK_NAME(exp_sum),
+    .exp_write = LK_NAME(exp_write),
+    .affine_write = LK_NAME(affine_write),
+    .scale_in_place = LK_NAME(scale_in_place),
+    .collect = LK_NAME(collect),
+    .inverse_cdf = LK_NAME(inverse_cdf),
+    .candidate_weights = LK_NAME(candidate_weights),
+    .sum = LK_NAME(sum),
+    .exp = LK_NAME(exp),
+};
