@@ -142,11 +142,13 @@ INLINE f32x16 exp_nonpositive(f32x16 x) {
     u32x16 n_bits = (u32x16)shifted - 0x4B400000u;
     // ln 2 split in two so that n · ln2High is exact.
     f32x16 r = n * 2.1219444e-4f + (n * -0.693359375f + x);
-    f32x16 p = r * 1.3981999507e-3f + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    f32x16 y = (p * (r * r) + r) + 1.0f;
+    // P(r) = (c1 + c2·r) + r²·((c3 + c4·r) + r²·c5) (Estrin's scheme: a shorter dependency chain
+    // than Horner's, so more of the row's lanes are in flight at once).
+    f32x16 r2 = r * r;
+    f32x16 low = r * 1.6666665459e-1f + 5.0000001201e-1f;
+    f32x16 high = r * 8.3334519073e-3f + 4.1665795894e-2f;
+    f32x16 p = r2 * (r2 * 1.3981999507e-3f + high) + low;
+    f32x16 y = (p * r2 + r) + 1.0f;
     f32x16 scaled = (f32x16)((u32x16)y + (n_bits << 23));
     return x < -87.3f ? splat(0) : scaled;
 }
@@ -305,6 +307,44 @@ INLINE void affine_write_body(const void *row, int64_t count, const int dtype, f
     for (; index < count; index++) out[index] = (load1(row, index, dtype) - shift) * scale;
 }
 
+#if LK_PACK_AVX2
+#include "compress_table.h"
+
+/// Writes the lanes of `values` whose bit is set, as (index + lane, value), packed to the front of
+/// `out`; returns how many. Two groups of eight, each moved with one permutation from a table of
+/// the 256 lane masks, so no branch depends on the data. Writes up to 8 candidates past the count
+/// returned (the caller leaves room).
+INLINE int64_t pack(f32x16 values, int64_t index, uint32_t bits, lk_candidate *out) {
+    __m256 halves[2];
+    memcpy(halves, &values, sizeof halves);
+    int64_t written = 0;
+    for (int half = 0; half < 2; half++) {
+        const uint32_t mask = (bits >> (8 * half)) & 0xFF;
+        const __m256i positions = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)compress_positions[mask]));
+        const __m256i logits = _mm256_castps_si256(_mm256_permutevar8x32_ps(halves[half], positions));
+        const __m256i tokens = _mm256_add_epi32(positions, _mm256_set1_epi32((int32_t)(index + 8 * half)));
+        const __m256i low = _mm256_unpacklo_epi32(tokens, logits), high = _mm256_unpackhi_epi32(tokens, logits);
+        _mm256_storeu_si256((__m256i *)(out + written), _mm256_permute2x128_si256(low, high, 0x20));
+        _mm256_storeu_si256((__m256i *)(out + written + 4), _mm256_permute2x128_si256(low, high, 0x31));
+        written += __builtin_popcount(mask);
+    }
+    return written;
+}
+#else
+/// The same, one set bit at a time.
+INLINE int64_t pack(f32x16 values, int64_t index, uint32_t bits, lk_candidate *out) {
+    int64_t written = 0;
+    while (bits) {
+        const int lane = __builtin_ctz(bits);
+        out[written].token = (int32_t)(index + lane);
+        out[written].logit = values[lane];
+        written++;
+        bits &= bits - 1;
+    }
+    return written;
+}
+#endif
+
 INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
     int64_t written = 0;
     const int64_t blocks = (count + LK_BLOCK - 1) / LK_BLOCK;
@@ -313,20 +353,9 @@ INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, con
         if (!(block_maximum >= threshold && block_maximum > -INFINITY)) continue;
         int64_t index = block * LK_BLOCK;
         const int64_t end = count < index + LK_BLOCK ? count : index + LK_BLOCK;
-        // Sixteen at a time: one compare, and work only for the lanes that pass.
         for (; index + 16 <= end; index += 16) {
             f32x16 v = load16(row, index, dtype);
-            uint32_t bits = lane_bits((v >= threshold) & (v > -INFINITY));
-            if (!bits) continue;
-            float lanes[16];
-            memcpy(lanes, &v, sizeof lanes);
-            do {
-                int lane = __builtin_ctz(bits);
-                out[written].token = (int32_t)(index + lane);
-                out[written].logit = lanes[lane] * scale;
-                written++;
-                bits &= bits - 1;
-            } while (bits);
+            written += pack(v * scale, index, lane_bits((v >= threshold) & (v > -INFINITY)), out + written);
         }
         for (; index < end; index++) {
             float value = load1(row, index, dtype);

@@ -28,7 +28,8 @@ extension LogitRow {
     /// Every element ≥ `threshold` (raw units), in token order, logits multiplied by `scale`. Only
     /// blocks whose maximum reaches the threshold are read.
     func collect(atLeast threshold: Float, summary: RowSummary, scale: Float, workspace: Workspace) -> [Candidate] {
-        let output = workspace.candidateScratch(count: count)
+        // Room for the row and the group of sixteen the packing may write past the survivors.
+        let output = workspace.candidateScratch(count: count + 16)
         let written = output.withMemoryRebound(to: lk_candidate.self) {
             Int(lk_collect(base, Int64(count), kernelType, summary.blockMaxima.baseAddress, threshold, scale, $0.baseAddress))
         }

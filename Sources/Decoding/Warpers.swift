@@ -29,7 +29,7 @@ enum Warpers {
         let weights = exponentialWeights(candidates, shift: top)
         let total = totalMass ?? weights.reduce(0.0) { $0 + Double($1) }
         let cut = MassSelection.cut(candidates, weights: weights, limit: Double(p) * total, minKeep: minKeep)
-        return candidates.filter { cut.keeps($0) }
+        return cut.kept(candidates)
     }
 
     /// exp(logit − shift) for each candidate (logit ≤ shift).
@@ -124,7 +124,7 @@ enum Warpers {
             let headMass = weights.reduce(0.0) { $0 + Double($1) }
             if (headMass >= needed && head.count >= minKeep) || threshold == -.infinity {
                 let cut = MassSelection.cut(head, weights: weights, limit: needed, minKeep: minKeep)
-                return head.filter { cut.keeps($0) }
+                return cut.kept(head)
             }
             aim = aim + (1 - aim) / 2 < 0.9999 ? aim + (1 - aim) / 2 : 1
         }
@@ -133,61 +133,29 @@ enum Warpers {
 
 /// Where a rank-ordered cut falls, found without sorting: the smallest prefix of the candidates in
 /// rank order (logit descending, token ascending among equals) whose weight reaches `limit` and
-/// which holds at least `minKeep` tokens. The candidates are bucketed by logit (about eight to a
-/// bucket, equal logits always together) with each bucket's weight and count; the buckets are
-/// walked from the top to the one where the cut falls, and only that bucket is put in rank order.
+/// which holds at least `minKeep` tokens (`lk_mass_cut`: the candidates are bucketed by logit,
+/// about eight to a bucket, equal logits always together, and only the bucket where the cut falls
+/// is put in rank order).
 struct MassSelection {
     /// Tokens with a logit above `logit` are kept; at `logit`, tokens up to `lastTiedToken`.
     let logit: Float
     let lastTiedToken: Int32
 
-    func keeps(_ candidate: Candidate) -> Bool {
-        candidate.logit > logit || (candidate.logit == logit && candidate.token <= lastTiedToken)
+    /// The candidates this cut keeps, in their order.
+    func kept(_ candidates: [Candidate]) -> [Candidate] {
+        var kept = candidates
+        let count = kept.withUnsafeMutableBufferPointer { list in
+            list.withMemoryRebound(to: lk_candidate.self) { lk_keep($0.baseAddress, Int64(list.count), lk_cut(logit: logit, last_tied_token: lastTiedToken)) }
+        }
+        kept.removeLast(kept.count - Int(count))
+        return kept
     }
 
-    /// Keeps everything: p = 1 within rounding, or fewer than `minKeep` tokens.
-    static let everything = MassSelection(logit: -.infinity, lastTiedToken: .max)
-
     static func cut(_ candidates: [Candidate], weights: [Float], limit: Double, minKeep: Int) -> MassSelection {
-        var top = -Float.infinity
-        var bottom = Float.infinity
-        for candidate in candidates where candidate.logit > -.infinity {
-            top = max(top, candidate.logit)
-            bottom = min(bottom, candidate.logit)
+        precondition(weights.count == candidates.count, "one weight per candidate")
+        let cut = candidates.withUnsafeBufferPointer { list in
+            list.withMemoryRebound(to: lk_candidate.self) { lk_mass_cut($0.baseAddress, Int64(list.count), weights, limit, Int64(minKeep)) }
         }
-        guard top > -.infinity else { return everything }
-        let bucketCount = max(1, min(1024, candidates.count / 8))
-        // Buckets are equal slices of [bottom, top], the top one first; -inf goes to the last.
-        let perUnit = top > bottom ? Float(bucketCount) / (top - bottom) : 0
-        func bucket(_ logit: Float) -> Int {
-            logit > -.infinity ? min(bucketCount - 1, Int((top - logit) * perUnit)) : bucketCount - 1
-        }
-        var bucketMass = [Double](repeating: 0, count: bucketCount)
-        var bucketSize = [Int](repeating: 0, count: bucketCount)
-        for (candidate, weight) in zip(candidates, weights) {
-            let index = bucket(candidate.logit)
-            bucketMass[index] += Double(weight)
-            bucketSize[index] += 1
-        }
-        var massBefore = 0.0
-        var countBefore = 0
-        var cutBucket = 0
-        while cutBucket < bucketCount && !(massBefore + bucketMass[cutBucket] >= limit && countBefore + bucketSize[cutBucket] >= minKeep) {
-            massBefore += bucketMass[cutBucket]
-            countBefore += bucketSize[cutBucket]
-            cutBucket += 1
-        }
-        guard cutBucket < bucketCount else { return everything }
-        let members = candidates.indices.filter { bucket(candidates[$0].logit) == cutBucket }
-            .sorted { Candidate.ranksBefore(candidates[$0], candidates[$1]) }
-        for member in members {
-            countBefore += 1
-            massBefore += Double(weights[member])
-            if massBefore >= limit && countBefore >= minKeep { return MassSelection(logit: candidates[member].logit, lastTiedToken: candidates[member].token) }
-        }
-        // The bucket's total reached the limit in one summation order and not in this one, by a
-        // rounding: keep the whole bucket.
-        let last = candidates[members.last!]
-        return MassSelection(logit: last.logit, lastTiedToken: last.token)
+        return MassSelection(logit: cut.logit, lastTiedToken: cut.last_tied_token)
     }
 }

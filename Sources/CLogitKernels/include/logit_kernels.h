@@ -64,7 +64,8 @@ void lk_affine_write(const void *row, int64_t count, int dtype, float shift, flo
 /// valuesᵢ ×= factor.
 void lk_scale_in_place(float *values, int64_t count, float factor);
 /// The elements ≥ `threshold` (and > -inf) of the blocks whose maximum reaches it, in token
-/// order, logits × scale, written to `out`; returns how many.
+/// order, logits × scale, written to `out`; returns how many. `out` needs room for `count` + 16
+/// (the AVX2 packing stores whole groups of eight).
 int64_t lk_collect(const void *row, int64_t count, int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out);
 /// The first token where the running sum of exp((xᵢ − shift) × scale), in token order, reaches
 /// `target` (the last token with a positive weight when rounding leaves the sum short).
@@ -73,6 +74,18 @@ int64_t lk_inverse_cdf(const void *row, int64_t count, int dtype, float shift, f
 void lk_candidate_weights(const lk_candidate *candidates, int64_t count, float shift, float *out);
 /// The plain pass the benchmarks measure against: the sum of the row.
 float lk_sum(const void *row, int64_t count, int dtype);
+
+/// A cut in rank order (logit descending, token ascending among equals): tokens with a logit above
+/// `logit` are kept, and at `logit` those up to `last_tied_token`.
+typedef struct { float logit; int32_t last_tied_token; } lk_cut;
+/// The smallest prefix of `candidates` in rank order whose `weights` reach `limit` and which holds
+/// at least `min_keep` tokens (top-p's rule), found by bucketing the logits (about eight to a
+/// bucket, equal logits together) and ranking only the bucket that holds the cut. Everything
+/// ({-inf, INT32_MAX}) when no prefix qualifies. Not dispatched: the same scalar code everywhere.
+lk_cut lk_mass_cut(const lk_candidate *candidates, int64_t count, const float *weights, double limit, int64_t min_keep);
+
+/// Keeps, in place and in order, the candidates `cut` keeps; returns how many.
+int64_t lk_keep(lk_candidate *candidates, int64_t count, lk_cut cut);
 
 /// e^x in single precision, the polynomial every kernel uses (relative error < 4e-7 on
 /// [-87.3, 88.3]; 0 below -87.3 and for -inf; NaN stays NaN); the same bits in every variant.
