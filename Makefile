@@ -16,11 +16,16 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
-# libzmq3-dev (through apt) and pyzmq, numpy and pytest (through pip), each only when missing.
+# libzmq3-dev and, on x86-64, qemu-user (through apt), and pyzmq, numpy and pytest (through pip),
+# each only when missing.
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzmq; then \
 		echo "installing libzmq3-dev"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libzmq3-dev pkg-config >/dev/null; \
+	fi
+	@if [ "$$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null 2>&1; then \
+		echo "installing qemu-user (the tests run the daemon on emulated older CPUs)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user >/dev/null; \
 	fi
 	@if ! $(PYTHON) -c "import zmq, numpy, pytest" 2>/dev/null; then \
 		echo "installing pyzmq, numpy and pytest"; \

@@ -15,15 +15,22 @@ final class DaemonProcess {
     }
 
     /// Starts the daemon and waits until it answers HELLO.
-    /// `environment` is added to this process's own.
+    /// `environment` is added to this process's own; `launcher` (a program and its arguments, such
+    /// as an emulator) runs the binary when given.
     init(transport: TestEndpoint = .ipc, workers: Int = 2, extraArguments: [String] = [], endpoint: String? = nil,
-         environment: [String: String] = [:]) throws {
+         environment: [String: String] = [:], launcher: [String] = []) throws {
         self.endpoint = endpoint ?? transport.make()
         stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("logitd-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
-        process.executableURL = Self.binary
+        let arguments = ["serve", "--bind", self.endpoint, "--workers", "\(workers)", "--log-level", "info"] + extraArguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [Self.binary.path] + arguments
+        } else {
+            process.executableURL = Self.binary
+            process.arguments = arguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.arguments = ["serve", "--bind", self.endpoint, "--workers", "\(workers)", "--log-level", "info"] + extraArguments
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -65,6 +65,24 @@ struct KernelVariantDaemonTests {
         }
     }
 
+    #if arch(x86_64)
+    /// CPUs without AVX-512 and without AVX at all, emulated by qemu-user (make installs it).
+    @Test("on an emulated CPU without AVX-512 (Haswell) or AVX (Nehalem), the daemon picks the variant that CPU has and decodes the same sessions", arguments: [("Haswell", KernelVariant.avx2), ("Nehalem", .baseline)])
+    func emulatedCPU(cpu: String, expected: KernelVariant) throws {
+        let qemu = "/usr/bin/qemu-x86_64"
+        #expect(FileManager.default.isExecutableFile(atPath: qemu), "qemu-user is missing: make deps installs it")
+        let native = try DaemonProcess()
+        let reference = try Self.transcript(native.endpoint)
+        native.stop()
+        let emulated = try DaemonProcess(launcher: [qemu, "-cpu", cpu])
+        let client = try LogitdClient(endpoint: emulated.endpoint)
+        #expect(try client.hello().kernels == expected.rawValue)
+        client.close()
+        #expect(try Self.transcript(emulated.endpoint) == reference, "\(cpu) decodes differently from this CPU")
+        emulated.stop()
+    }
+    #endif
+
     @Test("--version and `logitd kernels` name the variant in use")
     func named() throws {
         for variant in Kernels.supported {
