@@ -75,21 +75,23 @@ INLINE uint32_t lane_bits(i32x16 mask) {
 
 // MARK: Loading
 
-/// f16 → f32, exactly: with F16C one instruction; without it the bits are rebuilt (normal numbers
-/// re-biased, subnormals from their integer mantissa, inf/NaN kept), which gives the same floats.
+/// f16 → f32, exactly: with F16C one instruction; without it from the bits (below), which gives
+/// the same floats.
 INLINE f32x16 widen_half(u16x16 halves) {
 #if LK_F16C
     h16x16 h;
     memcpy(&h, &halves, sizeof h);
     return __builtin_convertvector(h, f32x16);
 #else
-    u32x16 x = __builtin_convertvector(halves, u32x16);
-    u32x16 sign = (x & 0x8000u) << 16;
-    u32x16 magnitude = x & 0x7FFFu;
-    u32x16 normal = (magnitude << 13) + 0x38000000u;
-    normal = magnitude >= 0x7C00u ? normal + 0x38000000u : normal;
-    f32x16 subnormal = __builtin_convertvector(magnitude, f32x16) * 0x1p-24f;
-    u32x16 bits = magnitude < 0x0400u ? (u32x16)subnormal : normal;
+    // The magnitude's bits moved into float32's fields read as a float32 that is 2^112 too small
+    // (normal halves and subnormal ones alike, the latter as float32 subnormals): one exact
+    // multiply. Infinity and NaN (half exponent 31) keep an all-ones exponent instead. Signed lanes,
+    // since every value is below 2^16 and SSE2 compares signed.
+    i32x16 x = __builtin_convertvector(halves, i32x16);
+    i32x16 sign = (x & 0x8000) << 16;
+    i32x16 magnitude = x & 0x7FFF;
+    i32x16 finite = (i32x16)((f32x16)(magnitude << 13) * 0x1p112f);
+    i32x16 bits = magnitude > 0x7BFF ? (magnitude << 13) | 0x7F800000 : finite;
     return (f32x16)(bits | sign);
 #endif
 }
