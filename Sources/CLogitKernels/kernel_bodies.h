@@ -65,12 +65,19 @@ INLINE double hsum64(f64x16 v) {
     return c[0] + c[1];
 }
 
-/// Lane i's truth as bit i.
+/// Lane i's truth as bit i (a mask lane is all ones or all zeros).
 INLINE uint32_t lane_bits(i32x16 mask) {
+#if LK_PACK_AVX2
+    // Two sign-bit extractions: what the generic conversion becomes is several packs.
+    __m256 halves[2];
+    memcpy(halves, &mask, sizeof halves);
+    return (uint32_t)_mm256_movemask_ps(halves[0]) | ((uint32_t)_mm256_movemask_ps(halves[1]) << 8);
+#else
     b16 bits = __builtin_convertvector(mask, b16);
     uint16_t word;
     memcpy(&word, &bits, sizeof word);
     return word;
+#endif
 }
 
 // MARK: Loading
@@ -347,7 +354,7 @@ INLINE int64_t pack(f32x16 values, int64_t index, uint32_t bits, lk_candidate *o
 }
 #endif
 
-INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
+INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, const float *block_maxima, float threshold, float scale, const int finite_threshold, lk_candidate *out) {
     int64_t written = 0;
     const int64_t blocks = (count + LK_BLOCK - 1) / LK_BLOCK;
     for (int64_t block = 0; block < blocks; block++) {
@@ -357,7 +364,9 @@ INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, con
         const int64_t end = count < index + LK_BLOCK ? count : index + LK_BLOCK;
         for (; index + 16 <= end; index += 16) {
             f32x16 v = load16(row, index, dtype);
-            written += pack(v * scale, index, lane_bits((v >= threshold) & (v > -INFINITY)), out + written);
+            // A finite threshold already excludes -inf.
+            i32x16 passing = finite_threshold ? v >= threshold : (v >= threshold) & (v > -INFINITY);
+            written += pack(v * scale, index, lane_bits(passing), out + written);
         }
         for (; index < end; index++) {
             float value = load1(row, index, dtype);
@@ -473,9 +482,14 @@ static void LK_NAME(scale_in_place)(float *values, int64_t count, float factor) 
 }
 
 static int64_t LK_NAME(collect)(const void *row, int64_t count, int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
-    BY_DTYPE(return collect_body(row, count, LK_F32, block_maxima, threshold, scale, out),
-             return collect_body(row, count, LK_F16, block_maxima, threshold, scale, out),
-             return collect_body(row, count, LK_BF16, block_maxima, threshold, scale, out))
+    if (threshold > -INFINITY) {
+        BY_DTYPE(return collect_body(row, count, LK_F32, block_maxima, threshold, scale, 1, out),
+                 return collect_body(row, count, LK_F16, block_maxima, threshold, scale, 1, out),
+                 return collect_body(row, count, LK_BF16, block_maxima, threshold, scale, 1, out))
+    }
+    BY_DTYPE(return collect_body(row, count, LK_F32, block_maxima, threshold, scale, 0, out),
+             return collect_body(row, count, LK_F16, block_maxima, threshold, scale, 0, out),
+             return collect_body(row, count, LK_BF16, block_maxima, threshold, scale, 0, out))
 }
 
 static int64_t LK_NAME(inverse_cdf)(const void *row, int64_t count, int dtype, float shift, float scale, double target) {
