@@ -87,7 +87,7 @@ lk_cut lk_mass_cut(const lk_candidate *candidates, int64_t count, const float *w
 /// Keeps, in place and in order, the candidates `cut` keeps; returns how many.
 int64_t lk_keep(lk_candidate *candidates, int64_t count, lk_cut cut);
 
-/// e^x in single precision, the polynomial every kernel uses (relative error < 4e-7 on
+/// e^x in single precision, the polynomial every kernel uses (relative error < 2e-7 on
 /// [-87.3, 88.3]; 0 below -87.3 and for -inf; NaN stays NaN); the same bits in every variant.
 float lk_exp(float x);
 /// e^x in double precision without libm, so that no result depends on the C library's build.
