@@ -111,30 +111,30 @@ const char *lk_environment_error(void) {
 
 static inline const lk_table *kernels(void) { return table_of(lk_active_variant()); }
 
-void lk_scan(const void *row, int64_t count, int dtype, float *block_maxima, int sums, float scale, lk_scan_result *result) {
-    kernels()->scan(row, count, dtype, block_maxima, sums, scale, result);
+void lk_scan(const void *row, int64_t count, int dtype, const uint32_t *mask, float *block_maxima, int sums, float scale, lk_scan_result *result) {
+    kernels()->scan(row, count, dtype, mask, block_maxima, sums, scale, result);
 }
 
-double lk_exp_sum(const void *row, int64_t count, int dtype, float shift, float scale) {
-    return kernels()->exp_sum(row, count, dtype, shift, scale);
+double lk_exp_sum(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale) {
+    return kernels()->exp_sum(row, count, dtype, mask, shift, scale);
 }
 
-double lk_exp_write(const void *row, int64_t count, int dtype, float shift, float scale, float *out) {
-    return kernels()->exp_write(row, count, dtype, shift, scale, out);
+double lk_exp_write(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out) {
+    return kernels()->exp_write(row, count, dtype, mask, shift, scale, out);
 }
 
-void lk_affine_write(const void *row, int64_t count, int dtype, float shift, float scale, float *out) {
-    kernels()->affine_write(row, count, dtype, shift, scale, out);
+void lk_affine_write(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out) {
+    kernels()->affine_write(row, count, dtype, mask, shift, scale, out);
 }
 
 void lk_scale_in_place(float *values, int64_t count, float factor) { kernels()->scale_in_place(values, count, factor); }
 
-int64_t lk_collect(const void *row, int64_t count, int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
-    return kernels()->collect(row, count, dtype, block_maxima, threshold, scale, out);
+int64_t lk_collect(const void *row, int64_t count, int dtype, const uint32_t *mask, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
+    return kernels()->collect(row, count, dtype, mask, block_maxima, threshold, scale, out);
 }
 
-int64_t lk_inverse_cdf(const void *row, int64_t count, int dtype, float shift, float scale, double target) {
-    return kernels()->inverse_cdf(row, count, dtype, shift, scale, target);
+int64_t lk_inverse_cdf(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, double target) {
+    return kernels()->inverse_cdf(row, count, dtype, mask, shift, scale, target);
 }
 
 void lk_candidate_weights(const lk_candidate *candidates, int64_t count, float shift, float *out) {

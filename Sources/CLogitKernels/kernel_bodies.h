@@ -103,23 +103,44 @@ INLINE f32x16 widen_half(u16x16 halves) {
 #endif
 }
 
-/// Elements index ..< index + 16 as float32.
-INLINE f32x16 load16(const void *row, int64_t index, const int dtype) {
-    const char *base = (const char *)row;
-    if (dtype == LK_F32) {
-        f32x16 v;
-        memcpy(&v, base + index * 4, sizeof v);
-        return v;
-    }
-    u16x16 halves;
-    memcpy(&halves, base + index * 2, sizeof halves);
-    if (dtype == LK_BF16) return (f32x16)(__builtin_convertvector(halves, u32x16) << 16);
-    return widen_half(halves);
+/// A row as the kernels read it: its elements and, when not NULL, its allowed-token bitmask (bit j
+/// of word w allows token 32·w + j); a token the mask disallows reads as -inf, whatever is stored.
+typedef struct {
+    const void *base;
+    const uint32_t *mask;
+} view;
+
+/// The mask word holding token `index`'s bit (any alignment: a mask may sit anywhere in a frame).
+INLINE uint32_t mask_word(const uint32_t *mask, int64_t index) {
+    uint32_t word;
+    memcpy(&word, (const char *)mask + (index >> 5) * 4, sizeof word);
+    return word;
 }
 
-/// Element index as float32, widened exactly as load16 widens it.
-INLINE float load1(const void *row, int64_t index, const int dtype) {
-    const char *base = (const char *)row;
+/// Elements index ..< index + 16 as float32 (index a multiple of 16).
+INLINE f32x16 load16(view row, int64_t index, const int dtype) {
+    const char *base = (const char *)row.base;
+    f32x16 v;
+    if (dtype == LK_F32) {
+        memcpy(&v, base + index * 4, sizeof v);
+    } else {
+        u16x16 halves;
+        memcpy(&halves, base + index * 2, sizeof halves);
+        v = dtype == LK_BF16 ? (f32x16)(__builtin_convertvector(halves, u32x16) << 16) : widen_half(halves);
+    }
+    if (row.mask) {
+        // Sixteen bits of one word: index is a multiple of 16.
+        const int32_t word = (int32_t)(mask_word(row.mask, index) >> (index & 31));
+        const i32x16 lanes = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+        v = ((i32x16)(word) & lanes) != 0 ? v : splat(-INFINITY);
+    }
+    return v;
+}
+
+/// Element index as float32, widened and masked exactly as load16 does it.
+INLINE float load1(view row, int64_t index, const int dtype) {
+    if (row.mask && !((mask_word(row.mask, index) >> (index & 31)) & 1)) return -INFINITY;
+    const char *base = (const char *)row.base;
     if (dtype == LK_F32) {
         float v;
         memcpy(&v, base + index * 4, sizeof v);
@@ -175,7 +196,7 @@ INLINE float exp1(float x) { return exp_any(splat(x))[0]; }
 
 /// Adds Σ exp((xᵢ − shift) × scale) over whole vectors [start, end): sixteen float lanes
 /// accumulate blocks of 256 elements, and the blocks are added in Double.
-INLINE void add_exponentials(f64x16 *total, const void *row, int64_t start, int64_t end, const int dtype, float shift, float scale) {
+INLINE void add_exponentials(f64x16 *total, view row, int64_t start, int64_t end, const int dtype, float shift, float scale) {
     int64_t index = start;
     while (index < end) {
         f32x16 block = splat(0);
@@ -191,7 +212,7 @@ INLINE void add_exponentials(f64x16 *total, const void *row, int64_t start, int6
 /// Double total rescaled by exp((old − new) × scale) whenever a chunk raises it, and a chunk rising
 /// more than e^60 above it summed again (still in L1) against its own maximum. The argmax index is
 /// found afterwards in the one block that first reached the maximum.
-INLINE void scan_body(const void *row, int64_t count, const int dtype, float *block_maxima, const int sums, const float scale, lk_scan_result *result) {
+INLINE void scan_body(view row, int64_t count, const int dtype, float *block_maxima, const int sums, const float scale, lk_scan_result *result) {
     i32x16 nan = (i32x16)(0);
     float maximum = -INFINITY;
     int64_t maximum_block = -1;
@@ -245,9 +266,11 @@ INLINE void scan_body(const void *row, int64_t count, const int dtype, float *bl
     int saw_invalid = lane_bits(nan) != 0;
     int64_t position = -1;
     if (maximum_block >= 0) {
-        // The first element equal to the maximum, in the first block that reached it.
-        for (int64_t i = maximum_block * LK_BLOCK;; i++) {
-            if (load1(row, i, dtype) == maximum) { position = i; break; }
+        // The first element equal to the maximum, in the first block that reached it (load1 reads
+        // what load16 read, so it is there; the bound only keeps a broken invariant inside the row).
+        const int64_t start = maximum_block * LK_BLOCK, end = start + LK_BLOCK < vector_end ? start + LK_BLOCK : vector_end;
+        for (int64_t i = start; i < end && position < 0; i++) {
+            if (load1(row, i, dtype) == maximum) position = i;
         }
     }
     if (block_maxima && index < count && index % LK_BLOCK == 0) block_maxima[index / LK_BLOCK] = -INFINITY;
@@ -275,7 +298,7 @@ INLINE void scan_body(const void *row, int64_t count, const int dtype, float *bl
     result->exponential_sum = sums ? exponential_sum : 0;
 }
 
-INLINE double exp_sum_body(const void *row, int64_t count, const int dtype, float shift, float scale) {
+INLINE double exp_sum_body(view row, int64_t count, const int dtype, float shift, float scale) {
     f64x16 total = (f64x16)(0.0);
     const int64_t vector_end = count & ~(int64_t)15;
     add_exponentials(&total, row, 0, vector_end, dtype, shift, scale);
@@ -284,7 +307,7 @@ INLINE double exp_sum_body(const void *row, int64_t count, const int dtype, floa
     return sum;
 }
 
-INLINE double exp_write_body(const void *row, int64_t count, const int dtype, float shift, float scale, float *out) {
+INLINE double exp_write_body(view row, int64_t count, const int dtype, float shift, float scale, float *out) {
     f64x16 total = (f64x16)(0.0);
     const int64_t vector_end = count & ~(int64_t)15;
     int64_t index = 0;
@@ -307,7 +330,7 @@ INLINE double exp_write_body(const void *row, int64_t count, const int dtype, fl
     return sum;
 }
 
-INLINE void affine_write_body(const void *row, int64_t count, const int dtype, float shift, float scale, float *out) {
+INLINE void affine_write_body(view row, int64_t count, const int dtype, float shift, float scale, float *out) {
     const int64_t vector_end = count & ~(int64_t)15;
     int64_t index = 0;
     for (; index < vector_end; index += 16) {
@@ -355,7 +378,7 @@ INLINE int64_t pack(f32x16 values, int64_t index, uint32_t bits, lk_candidate *o
 }
 #endif
 
-INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, const float *block_maxima, float threshold, float scale, const int finite_threshold, lk_candidate *out) {
+INLINE int64_t collect_body(view row, int64_t count, const int dtype, const float *block_maxima, float threshold, float scale, const int finite_threshold, lk_candidate *out) {
     int64_t written = 0;
     const int64_t blocks = (count + LK_BLOCK - 1) / LK_BLOCK;
     for (int64_t block = 0; block < blocks; block++) {
@@ -382,7 +405,7 @@ INLINE int64_t collect_body(const void *row, int64_t count, const int dtype, con
 }
 
 /// Whole vectors below the target are skipped with one sum each.
-INLINE int64_t inverse_cdf_body(const void *row, int64_t count, const int dtype, float shift, float scale, double target) {
+INLINE int64_t inverse_cdf_body(view row, int64_t count, const int dtype, float shift, float scale, double target) {
     double cumulative = 0;
     int64_t last_candidate = -1;
     const int64_t vector_end = count & ~(int64_t)15;
@@ -415,7 +438,7 @@ INLINE int64_t inverse_cdf_body(const void *row, int64_t count, const int dtype,
     return last_candidate;
 }
 
-INLINE float sum_body(const void *row, int64_t count, const int dtype) {
+INLINE float sum_body(view row, int64_t count, const int dtype) {
     f32x16 total = splat(0);
     const int64_t vector_end = count & ~(int64_t)15;
     int64_t index = 0;
@@ -425,83 +448,64 @@ INLINE float sum_body(const void *row, int64_t count, const int dtype) {
     return result;
 }
 
-// MARK: Entry points: one specialisation per element type, and for scale 1 (no multiply).
+// MARK: Entry points: one specialisation per element type, with and without a mask, and for
+// scale 1 (no multiply) where a kernel scales.
 
-#define BY_DTYPE(call_f32, call_f16, call_bf16) \
+/// One case per element type; PREFIX and SUFFIX make each case return (see DISPATCH).
+#define BY_DTYPE(PREFIX, SUFFIX, BODY, VIEW, ...) \
     switch (dtype) { \
-    case LK_F16: call_f16; \
-    case LK_BF16: call_bf16; \
-    default: call_f32; \
+    case LK_F16: PREFIX BODY(VIEW, count, LK_F16, __VA_ARGS__) SUFFIX; \
+    case LK_BF16: PREFIX BODY(VIEW, count, LK_BF16, __VA_ARGS__) SUFFIX; \
+    default: PREFIX BODY(VIEW, count, LK_F32, __VA_ARGS__) SUFFIX; \
     }
 
-static void LK_NAME(scan)(const void *row, int64_t count, int dtype, float *block_maxima, int sums, float scale, lk_scan_result *result) {
-    if (!sums) {
-        BY_DTYPE(scan_body(row, count, LK_F32, block_maxima, 0, 1, result); return,
-                 scan_body(row, count, LK_F16, block_maxima, 0, 1, result); return,
-                 scan_body(row, count, LK_BF16, block_maxima, 0, 1, result); return)
-    } else if (scale == 1.0f) {
-        BY_DTYPE(scan_body(row, count, LK_F32, block_maxima, 1, 1, result); return,
-                 scan_body(row, count, LK_F16, block_maxima, 1, 1, result); return,
-                 scan_body(row, count, LK_BF16, block_maxima, 1, 1, result); return)
-    } else {
-        BY_DTYPE(scan_body(row, count, LK_F32, block_maxima, 1, scale, result); return,
-                 scan_body(row, count, LK_F16, block_maxima, 1, scale, result); return,
-                 scan_body(row, count, LK_BF16, block_maxima, 1, scale, result); return)
-    }
+#define DISPATCH_WITH(PREFIX, SUFFIX, BODY, ...) \
+    do { \
+        if (mask) { \
+            const view masked = {row, mask}; \
+            BY_DTYPE(PREFIX, SUFFIX, BODY, masked, __VA_ARGS__) \
+        } \
+        const view plain = {row, NULL}; \
+        BY_DTYPE(PREFIX, SUFFIX, BODY, plain, __VA_ARGS__) \
+    } while (0)
+
+/// Calls BODY specialised for the element type and the mask's presence, and returns its value.
+#define DISPATCH(BODY, ...) DISPATCH_WITH(return, , BODY, __VA_ARGS__)
+/// The same for a kernel with no value.
+#define DISPATCH_VOID(BODY, ...) DISPATCH_WITH(, ; return, BODY, __VA_ARGS__)
+
+static void LK_NAME(scan)(const void *row, int64_t count, int dtype, const uint32_t *mask, float *block_maxima, int sums, float scale, lk_scan_result *result) {
+    if (!sums) DISPATCH_VOID(scan_body, block_maxima, 0, 1, result);
+    if (scale == 1.0f) DISPATCH_VOID(scan_body, block_maxima, 1, 1, result);
+    DISPATCH_VOID(scan_body, block_maxima, 1, scale, result);
 }
 
-static double LK_NAME(exp_sum)(const void *row, int64_t count, int dtype, float shift, float scale) {
-    if (scale == 1.0f) {
-        BY_DTYPE(return exp_sum_body(row, count, LK_F32, shift, 1),
-                 return exp_sum_body(row, count, LK_F16, shift, 1),
-                 return exp_sum_body(row, count, LK_BF16, shift, 1))
-    }
-    BY_DTYPE(return exp_sum_body(row, count, LK_F32, shift, scale),
-             return exp_sum_body(row, count, LK_F16, shift, scale),
-             return exp_sum_body(row, count, LK_BF16, shift, scale))
+static double LK_NAME(exp_sum)(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale) {
+    if (scale == 1.0f) DISPATCH(exp_sum_body, shift, 1);
+    DISPATCH(exp_sum_body, shift, scale);
 }
 
-static double LK_NAME(exp_write)(const void *row, int64_t count, int dtype, float shift, float scale, float *out) {
-    if (scale == 1.0f) {
-        BY_DTYPE(return exp_write_body(row, count, LK_F32, shift, 1, out),
-                 return exp_write_body(row, count, LK_F16, shift, 1, out),
-                 return exp_write_body(row, count, LK_BF16, shift, 1, out))
-    }
-    BY_DTYPE(return exp_write_body(row, count, LK_F32, shift, scale, out),
-             return exp_write_body(row, count, LK_F16, shift, scale, out),
-             return exp_write_body(row, count, LK_BF16, shift, scale, out))
+static double LK_NAME(exp_write)(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out) {
+    if (scale == 1.0f) DISPATCH(exp_write_body, shift, 1, out);
+    DISPATCH(exp_write_body, shift, scale, out);
 }
 
-static void LK_NAME(affine_write)(const void *row, int64_t count, int dtype, float shift, float scale, float *out) {
-    BY_DTYPE(affine_write_body(row, count, LK_F32, shift, scale, out); return,
-             affine_write_body(row, count, LK_F16, shift, scale, out); return,
-             affine_write_body(row, count, LK_BF16, shift, scale, out); return)
+static void LK_NAME(affine_write)(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out) {
+    DISPATCH_VOID(affine_write_body, shift, scale, out);
 }
 
 static void LK_NAME(scale_in_place)(float *values, int64_t count, float factor) {
-    affine_write_body(values, count, LK_F32, 0, factor, values);
+    affine_write_body((view){values, NULL}, count, LK_F32, 0, factor, values);
 }
 
-static int64_t LK_NAME(collect)(const void *row, int64_t count, int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
-    if (threshold > -INFINITY) {
-        BY_DTYPE(return collect_body(row, count, LK_F32, block_maxima, threshold, scale, 1, out),
-                 return collect_body(row, count, LK_F16, block_maxima, threshold, scale, 1, out),
-                 return collect_body(row, count, LK_BF16, block_maxima, threshold, scale, 1, out))
-    }
-    BY_DTYPE(return collect_body(row, count, LK_F32, block_maxima, threshold, scale, 0, out),
-             return collect_body(row, count, LK_F16, block_maxima, threshold, scale, 0, out),
-             return collect_body(row, count, LK_BF16, block_maxima, threshold, scale, 0, out))
+static int64_t LK_NAME(collect)(const void *row, int64_t count, int dtype, const uint32_t *mask, const float *block_maxima, float threshold, float scale, lk_candidate *out) {
+    if (threshold > -INFINITY) DISPATCH(collect_body, block_maxima, threshold, scale, 1, out);
+    DISPATCH(collect_body, block_maxima, threshold, scale, 0, out);
 }
 
-static int64_t LK_NAME(inverse_cdf)(const void *row, int64_t count, int dtype, float shift, float scale, double target) {
-    if (scale == 1.0f) {
-        BY_DTYPE(return inverse_cdf_body(row, count, LK_F32, shift, 1, target),
-                 return inverse_cdf_body(row, count, LK_F16, shift, 1, target),
-                 return inverse_cdf_body(row, count, LK_BF16, shift, 1, target))
-    }
-    BY_DTYPE(return inverse_cdf_body(row, count, LK_F32, shift, scale, target),
-             return inverse_cdf_body(row, count, LK_F16, shift, scale, target),
-             return inverse_cdf_body(row, count, LK_BF16, shift, scale, target))
+static int64_t LK_NAME(inverse_cdf)(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, double target) {
+    if (scale == 1.0f) DISPATCH(inverse_cdf_body, shift, 1, target);
+    DISPATCH(inverse_cdf_body, shift, scale, target);
 }
 
 /// Sixteen candidates are 32 floats, tokens in the even lanes and logits in the odd ones.
@@ -518,9 +522,12 @@ static void LK_NAME(candidate_weights)(const lk_candidate *candidates, int64_t c
 }
 
 static float LK_NAME(sum)(const void *row, int64_t count, int dtype) {
-    BY_DTYPE(return sum_body(row, count, LK_F32),
-             return sum_body(row, count, LK_F16),
-             return sum_body(row, count, LK_BF16))
+    const view plain = {row, NULL};
+    switch (dtype) {
+    case LK_F16: return sum_body(plain, count, LK_F16);
+    case LK_BF16: return sum_body(plain, count, LK_BF16);
+    default: return sum_body(plain, count, LK_F32);
+    }
 }
 
 static float LK_NAME(exp)(float x) { return exp1(x); }

@@ -5,13 +5,13 @@
 #include "logit_kernels.h"
 
 typedef struct {
-    void (*scan)(const void *, int64_t, int, float *, int, float, lk_scan_result *);
-    double (*exp_sum)(const void *, int64_t, int, float, float);
-    double (*exp_write)(const void *, int64_t, int, float, float, float *);
-    void (*affine_write)(const void *, int64_t, int, float, float, float *);
+    void (*scan)(const void *, int64_t, int, const uint32_t *, float *, int, float, lk_scan_result *);
+    double (*exp_sum)(const void *, int64_t, int, const uint32_t *, float, float);
+    double (*exp_write)(const void *, int64_t, int, const uint32_t *, float, float, float *);
+    void (*affine_write)(const void *, int64_t, int, const uint32_t *, float, float, float *);
     void (*scale_in_place)(float *, int64_t, float);
-    int64_t (*collect)(const void *, int64_t, int, const float *, float, float, lk_candidate *);
-    int64_t (*inverse_cdf)(const void *, int64_t, int, float, float, double);
+    int64_t (*collect)(const void *, int64_t, int, const uint32_t *, const float *, float, float, lk_candidate *);
+    int64_t (*inverse_cdf)(const void *, int64_t, int, const uint32_t *, float, float, double);
     void (*candidate_weights)(const lk_candidate *, int64_t, float, float *);
     float (*sum)(const void *, int64_t, int);
     float (*exp)(float);

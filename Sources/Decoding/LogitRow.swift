@@ -6,6 +6,10 @@ public struct LogitRow: @unchecked Sendable {
     public let base: UnsafeRawPointer
     public let count: Int
     public let dtype: LogitDType
+    /// An allowed-token bitmask over the row, or nil: ceil(count / 32) little-endian 32-bit words,
+    /// bit j of word w allowing token 32·w + j (the layout llguidance and xgrammar write). Every
+    /// kernel reads a disallowed token as -inf, whatever its stored logit, in the same pass.
+    public let mask: UnsafeRawPointer?
 
     /// A row over `bytes`, which must hold exactly `count × dtype.byteWidth` bytes.
     public init(bytes: UnsafeRawBufferPointer, dtype: LogitDType) {
@@ -14,11 +18,38 @@ public struct LogitRow: @unchecked Sendable {
         self.base = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!
         self.count = bytes.count / dtype.byteWidth
         self.dtype = dtype
+        self.mask = nil
+    }
+
+    /// A row over `bytes` whose tokens are allowed by `mask`: ceil(count / 32) words, any alignment;
+    /// bits for ids ≥ count are ignored.
+    public init(bytes: UnsafeRawBufferPointer, dtype: LogitDType, mask: UnsafeRawBufferPointer) {
+        self.init(bytes: bytes, dtype: dtype, maskBase: mask.baseAddress)
+        precondition(mask.count == Self.maskByteCount(count: count), "a mask over \(count) tokens has \(Self.maskByteCount(count: count)) bytes")
+    }
+
+    private init(bytes: UnsafeRawBufferPointer, dtype: LogitDType, maskBase: UnsafeRawPointer?) {
+        let plain = LogitRow(bytes: bytes, dtype: dtype)
+        base = plain.base
+        count = plain.count
+        self.dtype = dtype
+        mask = maskBase
+    }
+
+    /// Bytes of a mask over `count` tokens: ceil(count / 32) 32-bit words.
+    public static func maskByteCount(count: Int) -> Int { (count + 31) / 32 * 4 }
+
+    /// Whether the mask (if any) allows `token`.
+    @inline(__always)
+    func allows(_ token: Int) -> Bool {
+        guard let mask else { return true }
+        return mask.loadUnaligned(fromByteOffset: (token >> 5) * 4, as: UInt32.self) >> UInt32(token & 31) & 1 == 1
     }
 
     /// Element `index` as Float.
     public subscript(index: Int) -> Float {
         precondition(index >= 0 && index < count, "token index out of range")
+        guard allows(index) else { return -.infinity }
         switch dtype {
         case .float32: return base.loadUnaligned(fromByteOffset: index &* 4, as: Float.self)
         case .float16: return Float(base.loadUnaligned(fromByteOffset: index &* 2, as: Float16.self))
@@ -30,4 +61,7 @@ public struct LogitRow: @unchecked Sendable {
 extension LogitRow {
     /// The element type as the kernels number it.
     var kernelType: Int32 { Int32(dtype.rawValue) }
+
+    /// The mask as the kernels take it.
+    var kernelMask: UnsafePointer<UInt32>? { mask?.assumingMemoryBound(to: UInt32.self) }
 }

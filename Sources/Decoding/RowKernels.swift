@@ -63,7 +63,7 @@ extension LogitRow {
     private func validatedScan(blockMaxima: UnsafeMutablePointer<Float>?, sums: Bool, scale: Float) throws(LogitRowError) -> (maximum: RowMaximum, exponentialSum: Double) {
         guard count > 0 else { throw .empty }
         var scan = lk_scan_result()
-        lk_scan(base, Int64(count), kernelType, blockMaxima, sums ? 1 : 0, scale, &scan)
+        lk_scan(base, Int64(count), kernelType, kernelMask, blockMaxima, sums ? 1 : 0, scale, &scan)
         if scan.saw_invalid != 0 {
             for index in 0..<count {
                 let value = self[index]
@@ -77,25 +77,25 @@ extension LogitRow {
 
     /// Σ exp((xᵢ − shift) × scale) over the row, accumulated in Double.
     func sumOfExponentials(shiftedBy shift: Float, scale: Float = 1) -> Double {
-        lk_exp_sum(base, Int64(count), kernelType, shift, scale)
+        lk_exp_sum(base, Int64(count), kernelType, kernelMask, shift, scale)
     }
 
     /// outputᵢ = exp((xᵢ − shift) × scale); returns their sum, accumulated in Double.
     func writeExponentials(shiftedBy shift: Float, scale: Float, into output: UnsafeMutableBufferPointer<Float>) -> Double {
         precondition(output.count >= count, "output must have room for the row")
-        return lk_exp_write(base, Int64(count), kernelType, shift, scale, output.baseAddress)
+        return lk_exp_write(base, Int64(count), kernelType, kernelMask, shift, scale, output.baseAddress)
     }
 
     /// outputᵢ = (xᵢ − shift) × scale as float32: a widened, shifted or scaled copy of the row.
     func write(shiftedBy shift: Float = 0, scale: Float = 1, into output: UnsafeMutableBufferPointer<Float>) {
         precondition(output.count >= count, "output must have room for the row")
-        lk_affine_write(base, Int64(count), kernelType, shift, scale, output.baseAddress)
+        lk_affine_write(base, Int64(count), kernelType, kernelMask, shift, scale, output.baseAddress)
     }
 
     /// The token where the running sum of exp((xᵢ − shift) × scale), in token order, first reaches
     /// `target`: inverse-CDF sampling over a whole row without materialising it.
     func inverseCDF(shift: Float, scale: Float, target: Double) -> Int {
-        Int(lk_inverse_cdf(base, Int64(count), kernelType, shift, scale, target))
+        Int(lk_inverse_cdf(base, Int64(count), kernelType, kernelMask, shift, scale, target))
     }
 }
 

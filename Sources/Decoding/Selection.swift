@@ -31,7 +31,7 @@ extension LogitRow {
         // Room for the row and the group of sixteen the packing may write past the survivors.
         let output = workspace.candidateScratch(count: count + 16)
         let written = output.withMemoryRebound(to: lk_candidate.self) {
-            Int(lk_collect(base, Int64(count), kernelType, summary.blockMaxima.baseAddress, threshold, scale, $0.baseAddress))
+            Int(lk_collect(base, Int64(count), kernelType, kernelMask, summary.blockMaxima.baseAddress, threshold, scale, $0.baseAddress))
         }
         return Array(output[0..<written])
     }

@@ -16,7 +16,7 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Element types (f32, f16, bf16).")
     var dtype: [String] = ["f32", "bf16", "f16"]
 
-    @Option(help: "Operations: pass argmax greedy_logprob softmax log_softmax top_k min_p top_p chain beam4 beam8.")
+    @Option(help: "Operations: pass argmax greedy_logprob softmax log_softmax top_k min_p top_p chain beam4 beam8 greedy_mask chain_mask.")
     var op: [String] = Operation.allCases.map(\.rawValue)
 
     func run() throws {
@@ -73,6 +73,9 @@ enum Operation: String, CaseIterable {
     case minP = "min_p"
     case topP = "top_p"
     case chain, beam4, beam8
+    /// The same with an allowed-token mask (every other token, as a grammar might allow).
+    case greedyMask = "greedy_mask"
+    case chainMask = "chain_mask"
 }
 
 /// One random row (normal(0, 3) logits, a flat and hard case for top-p) in one dtype, and the
@@ -90,6 +93,8 @@ final class RowBench {
     }
     let beamRows: [UInt8]
     let workspace = Workspace()
+    /// An allowed-token bitmask over the row: every other token.
+    let mask: [UInt32]
     var output: [Float]
     var step = 0
 
@@ -116,6 +121,7 @@ final class RowBench {
         copies = [encoded, encoded]
         beamRows = (0..<8).flatMap { _ in Self.encode(row(), dtype) }
         output = [Float](repeating: 0, count: vocab)
+        mask = [UInt32](repeating: 0x5555_5555, count: LogitRow.maskByteCount(count: vocab) / 4)
     }
 
     static func encode(_ values: [Float], _ dtype: LogitDType) -> [UInt8] {
@@ -152,14 +158,17 @@ final class RowBench {
         return (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12) / Double(repetitions)
     }
 
-    private func sampling(_ configure: (inout ProcessorSettings) -> Void) -> () -> Void {
+    private func sampling(masked: Bool = false, _ configure: (inout ProcessorSettings) -> Void) -> () -> Void {
         var settings = ProcessorSettings()
         configure(&settings)
         let selector = TokenSelector(settings: settings, seed: 1)
         return { [self] in
             step += 1
             bytes.withUnsafeBytes { raw in
-                blackHole(try! selector.choose(from: LogitRow(bytes: raw, dtype: dtype), history: TokenHistory(), sequence: 0, step: step, workspace: workspace).token)
+                mask.withUnsafeBytes { maskBytes in
+                    let row = masked ? LogitRow(bytes: raw, dtype: dtype, mask: maskBytes) : LogitRow(bytes: raw, dtype: dtype)
+                    blackHole(try! selector.choose(from: row, history: TokenHistory(), sequence: 0, step: step, workspace: workspace).token)
+                }
             }
         }
     }
@@ -203,6 +212,13 @@ final class RowBench {
         case .minP: return sampling { $0.minP = 0.05 }
         case .topP: return sampling { $0.topP = 0.9 }
         case .chain: return sampling { $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.05 }
+        case .chainMask: return sampling(masked: true) { $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.05 }
+        case .greedyMask:
+            return { [self] in
+                bytes.withUnsafeBytes { raw in
+                    mask.withUnsafeBytes { blackHole(try! Greedy.choose(from: LogitRow(bytes: raw, dtype: dtype, mask: $0)).token) }
+                }
+            }
         case .beam4: return beamStep(width: 4)
         case .beam8: return beamStep(width: 8)
         }

@@ -69,4 +69,12 @@ struct EncodedRow {
     func withRow<R>(_ body: (LogitRow) throws -> R) rethrows -> R {
         try bytes.withUnsafeBytes { try body(LogitRow(bytes: $0, dtype: dtype)) }
     }
+
+    /// The row read through an allowed-token bitmask (nil: none).
+    func withRow<R>(mask: [UInt32]?, _ body: (LogitRow) throws -> R) rethrows -> R {
+        guard let mask else { return try withRow(body) }
+        return try bytes.withUnsafeBytes { raw in
+            try mask.withUnsafeBytes { try body(LogitRow(bytes: raw, dtype: dtype, mask: $0)) }
+        }
+    }
 }

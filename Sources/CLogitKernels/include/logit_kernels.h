@@ -50,26 +50,29 @@ int lk_select(lk_variant variant);
 const char *lk_environment_error(void);
 
 // The kernels, through the active variant. `row` holds `count` elements of `dtype`, little-endian,
-// any alignment. Every exponential is the same single-precision polynomial (lk_exp).
+// any alignment; `mask`, when not NULL, holds ceil(count / 32) words of an allowed-token bitmask
+// (bit j of word w allows token 32·w + j, least significant bit first, the layout grammar engines
+// write): a token it disallows reads as -inf in every kernel, in the same pass. Every exponential
+// is the same single-precision polynomial (lk_exp).
 
 /// One pass: maximum (lowest index), NaN/+inf, the maximum of every LK_BLOCK elements into
 /// `block_maxima` when not NULL, and with `sums` the online normaliser Σ exp((xᵢ − max) × scale).
-void lk_scan(const void *row, int64_t count, int dtype, float *block_maxima, int sums, float scale, lk_scan_result *result);
+void lk_scan(const void *row, int64_t count, int dtype, const uint32_t *mask, float *block_maxima, int sums, float scale, lk_scan_result *result);
 /// Σ exp((xᵢ − shift) × scale) in Double.
-double lk_exp_sum(const void *row, int64_t count, int dtype, float shift, float scale);
+double lk_exp_sum(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale);
 /// outᵢ = exp((xᵢ − shift) × scale); returns their sum in Double.
-double lk_exp_write(const void *row, int64_t count, int dtype, float shift, float scale, float *out);
+double lk_exp_write(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out);
 /// outᵢ = (xᵢ − shift) × scale, widened to float32.
-void lk_affine_write(const void *row, int64_t count, int dtype, float shift, float scale, float *out);
+void lk_affine_write(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out);
 /// valuesᵢ ×= factor.
 void lk_scale_in_place(float *values, int64_t count, float factor);
 /// The elements ≥ `threshold` (and > -inf) of the blocks whose maximum reaches it, in token
 /// order, logits × scale, written to `out`; returns how many. `out` needs room for `count` + 16
 /// (the AVX2 packing stores whole groups of eight).
-int64_t lk_collect(const void *row, int64_t count, int dtype, const float *block_maxima, float threshold, float scale, lk_candidate *out);
+int64_t lk_collect(const void *row, int64_t count, int dtype, const uint32_t *mask, const float *block_maxima, float threshold, float scale, lk_candidate *out);
 /// The first token where the running sum of exp((xᵢ − shift) × scale), in token order, reaches
 /// `target` (the last token with a positive weight when rounding leaves the sum short).
-int64_t lk_inverse_cdf(const void *row, int64_t count, int dtype, float shift, float scale, double target);
+int64_t lk_inverse_cdf(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, double target);
 /// outᵢ = exp(candidatesᵢ.logit − shift).
 void lk_candidate_weights(const lk_candidate *candidates, int64_t count, float shift, float *out);
 /// The plain pass the benchmarks measure against: the sum of the row.
