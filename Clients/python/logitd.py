@@ -55,8 +55,20 @@ class LogitdTimeout(Exception):
     """No reply within the client's timeout."""
 
 
-def header(msg_type: int, request_id: int) -> bytes:
-    return HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, 0, request_id)
+MASK_FOLLOWS = 0x0001  # header flag: a mask frame follows the logits (DECODE, PROBS, STEP)
+
+
+def header(msg_type: int, request_id: int, flags: int = 0) -> bytes:
+    return HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, flags, request_id)
+
+
+def encode_mask(mask) -> bytes:
+    """An allowed-token bitmask as sent: uint32 or int32 words, shape (rows, ceil(V/32)) or
+    (ceil(V/32),) for every row; bit j of word w allows token 32*w + j (llguidance's layout)."""
+    mask = np.ascontiguousarray(mask)
+    if mask.dtype not in (np.uint32, np.int32):
+        raise ValueError("a mask is a uint32 or int32 array of ceil(vocab / 32) words per row")
+    return mask.view(np.uint32).astype("<u4", copy=False).tobytes()
 
 
 def to_bfloat16(array: np.ndarray) -> np.ndarray:
@@ -107,11 +119,14 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def request(self, msg_type: int, frames: list[bytes], expecting: int | tuple[int, ...]) -> list[bytes]:
+    def request(self, msg_type: int, frames: list[bytes], expecting: int | tuple[int, ...], mask=None) -> list[bytes]:
         """Send a request of `msg_type`; return the body frames of a reply of type `expecting`
-        (one type, or a tuple of acceptable ones)."""
+        (one type, or a tuple of acceptable ones). With `mask`, the mask frame follows the others
+        and the header says so."""
         request_id = next(self._ids)
-        self._socket.send_multipart([header(msg_type, request_id), *frames], copy=False)
+        extra = [] if mask is None else [encode_mask(mask)]
+        flags = 0 if mask is None else MASK_FOLLOWS
+        self._socket.send_multipart([header(msg_type, request_id, flags), *frames, *extra], copy=False)
         reply = self._receive(request_id)
         if reply.msg_type == ERROR:
             code, = struct.unpack_from("<I", reply.body[0])
@@ -135,9 +150,10 @@ class Client:
             if reply_id == request_id:
                 return Reply(msg_type, reply_id, frames[1:])
 
-    def probs(self, logits: np.ndarray, temperature: float = 1.0, top_n: int = 0, dtype: str = "f32"):
-        """PROBS: softmax(logits / temperature) per row. With top_n = 0, an array (rows, vocab);
-        otherwise (token ids, probabilities), each (rows, top_n), most probable first."""
+    def probs(self, logits: np.ndarray, temperature: float = 1.0, top_n: int = 0, dtype: str = "f32", mask=None):
+        """PROBS: softmax(logits / temperature) per row (over the tokens `mask` allows, if given).
+        With top_n = 0, an array (rows, vocab); otherwise (token ids, probabilities), each
+        (rows, top_n), most probable first."""
         logits = np.asarray(logits)
         if logits.ndim == 1:
             logits = logits[None, :]
@@ -146,7 +162,7 @@ class Client:
             DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
             json.dumps({"temperature": temperature, "top_n": top_n}).encode(),
             encode_rows(logits, dtype),
-        ], PROBABILITIES)
+        ], PROBABILITIES, mask=mask)
         if top_n == 0:
             return np.frombuffer(body, dtype="<f4").reshape(rows, vocab)
         records = np.frombuffer(body, dtype=TOKEN_RECORD).reshape(rows, top_n)
@@ -184,9 +200,10 @@ class Client:
         body = self.request(PING, [] if payload is None else [payload], PONG)
         return body[0] if body else None
 
-    def decode(self, logits: np.ndarray, dtype: str = "f32", strategy: str | None = None,
+    def decode(self, logits: np.ndarray, dtype: str = "f32", strategy: str | None = None, mask=None,
                **parameters) -> tuple[np.ndarray, np.ndarray]:
-        """One token per row of `logits` (shape (rows, vocab), or (vocab,) for one row).
+        """One token per row of `logits` (shape (rows, vocab), or (vocab,) for one row), among the
+        tokens `mask` allows when given (see encode_mask).
 
         Returns (token ids, log-probabilities), both of length rows."""
         logits = np.asarray(logits)
@@ -201,7 +218,7 @@ class Client:
             DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
             json.dumps(parameters).encode() if parameters else b"",
             encode_rows(logits, dtype),
-        ], TOKENS)
+        ], TOKENS, mask=mask)
         records = np.frombuffer(body, dtype=TOKEN_RECORD)
         return records["token"].astype(np.int64), records["logprob"].astype(np.float32)
 
@@ -278,7 +295,9 @@ class Session:
         assert opened["step"] == self.next_step, "the daemon continues where this session stands"
         self.id = opened["session"]
 
-    def step(self, logits: np.ndarray, dtype: str = "f32") -> StepResult:
+    def step(self, logits: np.ndarray, dtype: str = "f32", mask=None) -> StepResult:
+        """One step: a row per live sequence (beam: per live beam, in order), and optionally an
+        allowed-token mask per row or one for all (see encode_mask)."""
         logits = np.asarray(logits)
         if logits.ndim == 1:
             logits = logits[None, :]
@@ -286,7 +305,7 @@ class Session:
         frames = [None, encode_rows(logits, dtype)]
         def send() -> list[bytes]:
             frames[0] = STEP_DESCRIPTOR.pack(self.id, self.next_step, DTYPE_CODES[dtype], 0, 0, rows, vocab)
-            return self.client.request(STEP, frames, (STEP_TOKENS, DONE))
+            return self.client.request(STEP, frames, (STEP_TOKENS, DONE), mask=mask)
         try:
             body = send()
         except LogitdError as error:
@@ -296,16 +315,17 @@ class Session:
             body = send()
         return self._apply(body)
 
-    def step_sparse(self, tokens: np.ndarray, logits: np.ndarray) -> StepResult:
+    def step_sparse(self, tokens: np.ndarray, logits: np.ndarray, mask=None) -> StepResult:
         """One step with rows given as candidates: `tokens` and `logits` of shape (rows, K); every
-        other token of a row is -inf. A model can send its top K instead of the whole vocabulary."""
+        other token of a row is -inf. A model can send its top K instead of the whole vocabulary.
+        A mask spans the whole vocabulary; candidates it disallows are dropped."""
         tokens = np.atleast_2d(np.asarray(tokens))
         logits = np.atleast_2d(np.asarray(logits, dtype="<f4"))
         rows, k = tokens.shape
         pairs = np.empty((rows, k), dtype=[("token", "<u4"), ("logit", "<f4")])
         pairs["token"], pairs["logit"] = tokens, logits
         descriptor = STEP_DESCRIPTOR.pack(self.id, self.next_step, 1, 1, 0, rows, k)
-        return self._apply(self.client.request(STEP, [descriptor, pairs.tobytes()], (STEP_TOKENS, DONE)))
+        return self._apply(self.client.request(STEP, [descriptor, pairs.tobytes()], (STEP_TOKENS, DONE), mask=mask))
 
     def _apply(self, body: list[bytes]) -> StepResult:
         """Reads one step's four reply frames and updates the session's state."""

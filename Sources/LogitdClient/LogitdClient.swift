@@ -74,7 +74,9 @@ public final class LogitdClient {
     }
 
     /// DECODE: one token per row of `bytes`, rows of `vocab` elements of `dtype`, little-endian.
-    public func decode(bytes: UnsafeRawBufferPointer, dtype: LogitDType, vocab: Int, parameters: DecodeParameters = DecodeParameters()) throws(LogitdClientError) -> [TokenChoice] {
+    /// With `mask` (ceil(vocab / 32) words per row, or one row of them for every row; bit j of word
+    /// w allows token 32·w + j), each token is chosen among those its row's mask allows.
+    public func decode(bytes: UnsafeRawBufferPointer, dtype: LogitDType, vocab: Int, parameters: DecodeParameters = DecodeParameters(), mask: [UInt32]? = nil) throws(LogitdClientError) -> [TokenChoice] {
         let rowBytes = vocab * dtype.byteWidth
         guard rowBytes > 0, bytes.count % rowBytes == 0 else {
             preconditionFailure("logits must hold whole rows of \(vocab) \(dtype) elements")
@@ -82,7 +84,10 @@ public final class LogitdClient {
         let descriptor = RowsDescriptor(dtype: dtype, rows: bytes.count / rowBytes, vocab: vocab)
         let logits: Message
         do { logits = try Message(copying: bytes) } catch { throw .transport(error) }
-        let body = try request(.decode, frames: [try message(descriptor.encoded), try message(parameters.encoded), logits], expecting: .tokens, bodyFrames: 1)
+        var maskFrames: [Message] = []
+        if let mask { maskFrames.append(try message(Self.maskBytes(mask))) }
+        let (_, body) = try exchange(.decode, frames: [try message(descriptor.encoded), try message(parameters.encoded), logits] + maskFrames, expecting: [.tokens], masked: mask != nil)
+        guard body.count == 1 else { throw .unexpectedReply("TOKENS with \(body.count) body frames, expected 1") }
         let choices: [TokenChoice]
         do { choices = try body[0].withUnsafeBytes(TokensBody.parse) } catch { throw .unexpectedReply("\(error)") }
         guard choices.count == descriptor.rows else {
@@ -119,11 +124,13 @@ public final class LogitdClient {
     }
 
     /// One request and its reply: ERROR becomes `.server`, any type outside `expecting` is refused.
-    func exchange(_ type: MessageType, frames: [Message], expecting: Set<MessageType>) throws(LogitdClientError) -> (MessageType, [Message]) {
+    /// `masked`: the last frame is a mask frame, and the header says so.
+    func exchange(_ type: MessageType, frames: [Message], expecting: Set<MessageType>, masked: Bool = false) throws(LogitdClientError) -> (MessageType, [Message]) {
         let requestID = nextRequestID
         nextRequestID &+= 1
         do {
-            try socket.send(multipart: [try Message(Header(type: type, requestID: requestID).encoded)] + frames)
+            let header = Header(type: type, requestID: requestID, flags: masked ? Header.maskFollows : 0)
+            try socket.send(multipart: [try Message(header.encoded)] + frames)
         } catch {
             throw .transport(error)
         }
@@ -159,6 +166,11 @@ public final class LogitdClient {
                 throw .transport(error)
             }
         }
+    }
+
+    /// Mask words as the mask frame carries them: little-endian.
+    static func maskBytes(_ words: [UInt32]) -> [UInt8] {
+        words.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (8 * $0)) } }
     }
 
     func message(_ bytes: [UInt8]) throws(LogitdClientError) -> Message {

@@ -93,21 +93,24 @@ public final class LogitdSession {
 
     /// One step with float32 rows, row-major.
     @discardableResult
-    public func step(_ logits: [Float]) throws(LogitdClientError) -> StepEvent {
+    public func step(_ logits: [Float], mask: [UInt32]? = nil) throws(LogitdClientError) -> StepEvent {
         try logits.withUnsafeBytes { bytes in
-            Result { () throws(LogitdClientError) in try step(bytes: bytes, dtype: .float32) }
+            Result { () throws(LogitdClientError) in try step(bytes: bytes, dtype: .float32, mask: mask) }
         }.get()
     }
 
-    /// One step with rows of `dtype`, little-endian, row-major.
+    /// One step with rows of `dtype`, little-endian, row-major; with `mask` (ceil(vocab_size / 32)
+    /// words per row, or one row of them for all), each row's token among those its mask allows.
     @discardableResult
-    public func step(bytes: UnsafeRawBufferPointer, dtype: LogitDType) throws(LogitdClientError) -> StepEvent {
+    public func step(bytes: UnsafeRawBufferPointer, dtype: LogitDType, mask: [UInt32]? = nil) throws(LogitdClientError) -> StepEvent {
         let rowBytes = parameters.vocabSize * dtype.byteWidth
         precondition(bytes.count % rowBytes == 0, "logits must hold whole rows of vocab_size elements")
         let descriptor = StepDescriptor(session: id, step: nextStep, dtype: dtype, rows: bytes.count / rowBytes, vocab: parameters.vocabSize)
         let logits: Message
         do { logits = try Message(copying: bytes) } catch { throw .transport(error) }
-        let (type, body) = try client.exchange(.step, frames: [try client.message(descriptor.encoded), logits], expecting: [.stepTokens, .done])
+        var maskFrames: [Message] = []
+        if let mask { maskFrames.append(try client.message(LogitdClient.maskBytes(mask))) }
+        let (type, body) = try client.exchange(.step, frames: [try client.message(descriptor.encoded), logits] + maskFrames, expecting: [.stepTokens, .done], masked: mask != nil)
         guard body.count == 4 else { throw .unexpectedReply("\(type) with \(body.count) body frames") }
         return try apply(body)
     }

@@ -4,17 +4,22 @@
 ///     0      4    magic "LGTD"
 ///     4      1    version (1)
 ///     5      1    message type
-///     6      2    flags (none defined in v1; must be 0)
+///     6      2    flags: bit 0 = a mask frame follows the logits (DECODE, PROBS, STEP); others 0
 ///     8      8    request id, chosen by the client, echoed in the reply
 public struct Header: Equatable, Sendable {
     public static let size = 16
     public static let magic: [UInt8] = Array("LGTD".utf8)
     public static let currentVersion: UInt8 = 1
+    /// Flag bit 0: a mask frame (`RowMasks`) follows the logits frame of DECODE, PROBS or STEP.
+    public static let maskFollows: UInt16 = 0x0001
 
     public var version: UInt8
     public var type: MessageType
     public var flags: UInt16
     public var requestID: UInt64
+
+    /// Whether a mask frame follows the logits frame.
+    public var hasMask: Bool { flags & Header.maskFollows != 0 }
 
     public init(type: MessageType, requestID: UInt64, flags: UInt16 = 0, version: UInt8 = Header.currentVersion) {
         self.version = version
@@ -56,8 +61,11 @@ public struct Header: Equatable, Sendable {
             throw ProtocolError(.unknownType, "unknown message type 0x\(String(frame[5], radix: 16))")
         }
         let flags = frame.littleEndian(at: 6, as: UInt16.self)
-        guard flags == 0 else {
+        guard flags & ~maskFollows == 0 else {
             throw ProtocolError(.unknownFlags, "flags 0x\(String(flags, radix: 16)) are not defined in protocol version \(currentVersion)")
+        }
+        guard flags == 0 || [.decode, .probs, .step].contains(type) else {
+            throw ProtocolError(.unknownFlags, "flag 0x1 (a mask frame follows) is defined for DECODE, PROBS and STEP only, not \(type)")
         }
         return Header(type: type, requestID: frame.littleEndian(at: 8, as: UInt64.self), flags: flags, version: version)
     }

@@ -5,11 +5,15 @@ public struct DecodeRequest: @unchecked Sendable {
     public let descriptor: RowsDescriptor
     public let parameters: DecodeParameters
     public let logits: UnsafeRawBufferPointer
+    /// The mask frame, when the header's flag said one follows.
+    public var masks: RowMasks?
 
-    /// Row `index` of the logits frame.
+    /// Row `index` of the logits frame, read through its mask if there is one.
     public func row(_ index: Int) -> LogitRow {
         let rowBytes = descriptor.vocab * descriptor.dtype.byteWidth
-        return LogitRow(bytes: UnsafeRawBufferPointer(rebasing: logits[(index * rowBytes)..<((index + 1) * rowBytes)]), dtype: descriptor.dtype)
+        let bytes = UnsafeRawBufferPointer(rebasing: logits[(index * rowBytes)..<((index + 1) * rowBytes)])
+        guard let masks else { return LogitRow(bytes: bytes, dtype: descriptor.dtype) }
+        return LogitRow(bytes: bytes, dtype: descriptor.dtype, mask: masks.mask(forRow: index))
     }
 }
 
@@ -55,29 +59,29 @@ public enum Request: @unchecked Sendable {
         case .ping:
             try expectFrames(1...2, "1 or 2 frames (header, optional payload)")
             return (header, .ping(payload: frames.count == 2 ? frames[1] : nil))
-        case .decode:
-            try expectFrames(4...4, "4 frames (header, rows descriptor, parameters, logits)")
+        case .decode, .probs:
+            let count = header.hasMask ? 5 : 4
+            try expectFrames(count...count, header.hasMask ? "5 frames (header, rows descriptor, parameters, logits, mask) with the mask flag" : "4 frames (header, rows descriptor, parameters, logits)")
             let descriptor = try RowsDescriptor.parse(frames[1], limits: limits)
-            let parameters = try DecodeParameters.parse(frames[2])
             try checkPayload(frames[3], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
-            return (header, .decode(DecodeRequest(descriptor: descriptor, parameters: parameters, logits: frames[3])))
-        case .probs:
-            try expectFrames(4...4, "4 frames (header, rows descriptor, parameters, logits)")
-            let descriptor = try RowsDescriptor.parse(frames[1], limits: limits)
+            let masks = header.hasMask ? try RowMasks.parse(frames[4], rows: descriptor.rows, vocab: descriptor.vocab) : nil
+            if header.type == .decode {
+                return (header, .decode(DecodeRequest(descriptor: descriptor, parameters: try DecodeParameters.parse(frames[2]), logits: frames[3], masks: masks)))
+            }
             let parameters = try ProbsParameters.parse(frames[2], vocab: descriptor.vocab)
-            try checkPayload(frames[3], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
-            return (header, .probs(ProbsRequest(rows: DecodeRequest(descriptor: descriptor, parameters: DecodeParameters(), logits: frames[3]), parameters: parameters)))
+            return (header, .probs(ProbsRequest(rows: DecodeRequest(descriptor: descriptor, parameters: DecodeParameters(), logits: frames[3], masks: masks), parameters: parameters)))
         case .open:
             try expectFrames(2...2, "2 frames (header, parameters)")
             return (header, .open(try SessionParameters.parse(frames[1], limits: limits)))
         case .step:
-            try expectFrames(3...3, "3 frames (header, step descriptor, logits)")
+            let count = header.hasMask ? 4 : 3
+            try expectFrames(count...count, header.hasMask ? "4 frames (header, step descriptor, logits, mask) with the mask flag" : "3 frames (header, step descriptor, logits)")
             let descriptor = try StepDescriptor.parse(frames[1], limits: limits)
             guard frames[2].count == descriptor.payloadBytes else {
                 let shape = descriptor.sparse ? "\(descriptor.rows) rows × \(descriptor.vocab) pairs × 8 bytes" : "\(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype))"
                 throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[2].count) bytes; \(shape) is \(descriptor.payloadBytes)")
             }
-            return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2])))
+            return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2], mask: header.hasMask ? frames[3] : nil)))
         case .batchStep:
             try expectFrames(3...3, "3 frames (header, batch table, logits)")
             return (header, .batchStep(try BatchTable.parse(frames[1], logits: frames[2], limits: limits)))

@@ -68,6 +68,15 @@ public struct StepDescriptor: Equatable, Sendable {
 public struct StepRequest: @unchecked Sendable {
     public let descriptor: StepDescriptor
     public let logits: UnsafeRawBufferPointer
+    /// The mask frame, when the header's flag said one follows: checked by the session, which
+    /// knows the vocabulary it spans (for sparse rows, the session's vocab_size).
+    public var mask: UnsafeRawBufferPointer?
+
+    public init(descriptor: StepDescriptor, logits: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer? = nil) {
+        self.descriptor = descriptor
+        self.logits = logits
+        self.mask = mask
+    }
 
     public func row(_ index: Int) -> LogitRow {
         let rowBytes = descriptor.vocab * descriptor.dtype.byteWidth

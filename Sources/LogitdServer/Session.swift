@@ -78,9 +78,12 @@ final class Session {
         guard descriptor.rows == expectedRows else {
             throw ProtocolError(.wrongStep, "session \(id) has \(expectedRows) live \(parameters.strategy == .beam ? "beams" : "sequences"); the step has \(descriptor.rows) rows")
         }
-        // Sparse rows: greedy and sampling decode the candidates directly; beam search expands them
-        // to dense rows (-inf outside the candidates) in the workspace.
-        let rows: [LogitRow]
+        // A mask spans the session's vocabulary, for sparse rows too.
+        let masks = try request.mask.map { (frame) throws(ProtocolError) in try RowMasks.parse(frame, rows: descriptor.rows, vocab: parameters.vocabSize) }
+        // Sparse rows: greedy and sampling decode the candidates directly (those outside the mask
+        // dropped); beam search expands them to dense rows (-inf outside the candidates) in the
+        // workspace.
+        var rows: [LogitRow]
         if descriptor.sparse && parameters.strategy == .beam {
             do throws(SparseRowError) {
                 rows = try workspace.expandSparseRows(request.logits, rows: descriptor.rows, candidates: descriptor.vocab, vocab: parameters.vocabSize)
@@ -92,6 +95,7 @@ final class Session {
         } else {
             rows = (0..<descriptor.rows).map(request.row)
         }
+        if let masks { rows = rows.indices.map { masks.masked(rows[$0], $0) } }
         switch state {
         case .sequences(let selector, var histories, var finished, var logprobSums):
             var tokens: [SequenceToken] = []
@@ -104,6 +108,11 @@ final class Session {
                         sparseCandidates = try Workspace.sparseCandidates(request.logits, row: row, candidates: descriptor.vocab, vocab: parameters.vocabSize)
                     } catch {
                         throw ProtocolError(.invalidLogits, "\(error)")
+                    }
+                    if let masks {
+                        sparseCandidates = sparseCandidates?.filter { masks.allows(Int($0.token), row: row) }
+                        // Nothing allowed: the same error as a dense row masked everywhere.
+                        if sparseCandidates?.isEmpty == true { throw ProtocolError(row: row, LogitRowError.allMasked) }
                     }
                 }
                 do throws(LogitRowError) {

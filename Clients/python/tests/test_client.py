@@ -78,7 +78,7 @@ def frames_for(case: str) -> list[bytes]:
         "bad magic": [b"XGTD" + h[4:]],
         "bad version": [h[:4] + b"\x07" + h[5:]],
         "unknown type": [h[:5] + b"\x44" + h[6:]],
-        "flags": [h[:6] + b"\x01\x00" + h[8:]],
+        "flags": [h[:6] + b"\x02\x00" + h[8:]],  # bit 0 is the mask flag; bit 1 is undefined
         "frame count": [h, descriptor, b""],
         "bad dtype": [h, DESCRIPTOR.pack(5, 0, 0, 2, 4), b"", good.tobytes()],
         "zero vocab": [h, DESCRIPTOR.pack(1, 0, 0, 2, 0), b"", b""],

@@ -1,0 +1,171 @@
+"""Allowed-token masks over the wire (docs/PROTOCOL.md, "Masks"): the header's mask flag and a mask
+frame after the logits of DECODE, PROBS and STEP."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import raw_dealer
+from logitd import DECODE, DESCRIPTOR, HELLO, MASK_FOLLOWS, Client, LogitdError, header
+from test_sessions import toy_logits
+
+VOCAB = 50  # not a multiple of 32: the last mask word is partial
+
+
+def pack(allowed: np.ndarray) -> np.ndarray:
+    """Boolean rows (rows, V) → uint32 words (rows, ceil(V/32)), bit j of word w = token 32w + j,
+    as llguidance writes them; the bits past V are set, since the daemon must ignore them."""
+    allowed = np.atleast_2d(allowed)
+    rows, vocab = allowed.shape
+    words = (vocab + 31) // 32
+    padded = np.ones((rows, words * 32), dtype=bool)
+    padded[:, :vocab] = allowed
+    bits = padded.reshape(rows, words, 32).astype(np.uint64) << np.arange(32, dtype=np.uint64)
+    return bits.sum(axis=2).astype(np.uint32)
+
+
+def constrained_logprobs(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """float64 log-softmax of the row with -inf wherever the mask disallows."""
+    x = np.where(allowed, logits.astype(np.float64), -np.inf)
+    m = x.max()
+    return x - (m + np.log(np.exp(x - m).sum()))
+
+
+def random_masks(rng, rows: int, vocab: int = VOCAB) -> np.ndarray:
+    masks = rng.random((rows, vocab)) < 0.3
+    masks[np.arange(rows), rng.integers(0, vocab, rows)] = True  # at least one token each
+    return masks
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
+def test_decode_chooses_the_best_allowed_token_with_the_constrained_logprob(daemon, dtype):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, size=(6, VOCAB)).astype(np.float32)
+    allowed = random_masks(rng, 6)
+    allowed[0] = False
+    allowed[0, int(np.argmin(logits[0]))] = True  # only the token the logits rank last
+    with Client(daemon.endpoint) as client:
+        tokens, logprobs = client.decode(logits, dtype=dtype, mask=pack(allowed))
+    read = {"f32": logits, "f16": logits.astype(np.float16).astype(np.float32),
+            "bf16": (logits.view(np.uint32) + 0x7FFF + ((logits.view(np.uint32) >> 16) & 1) & 0xFFFF0000).view(np.float32)}[dtype]
+    for row in range(6):
+        reference = constrained_logprobs(read[row], allowed[row])
+        assert tokens[row] == int(np.argmax(reference))
+        assert allowed[row, tokens[row]]
+        assert logprobs[row] == pytest.approx(reference[tokens[row]], abs=1e-5)
+
+
+def test_one_mask_row_applies_to_every_row(daemon):
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 3, size=(4, VOCAB)).astype(np.float32)
+    allowed = np.zeros(VOCAB, dtype=bool)
+    allowed[[3, 17, 40]] = True
+    with Client(daemon.endpoint) as client:
+        tokens, _ = client.decode(logits, mask=pack(allowed)[0])
+        probabilities = client.probs(logits, mask=pack(allowed)[0])
+    assert set(tokens.tolist()) <= {3, 17, 40}
+    assert np.all(probabilities[:, ~allowed] == 0)
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-6)
+
+
+def test_masked_sampling_never_draws_a_disallowed_token_and_matches_the_constrained_distribution(daemon):
+    logits = toy_logits([4, 2])
+    allowed = np.zeros(VOCAB, dtype=bool)
+    allowed[[1, 5, 9, 33, 49]] = True
+    expected = np.exp(constrained_logprobs(logits, allowed))
+    counts = np.zeros(VOCAB)
+    with Client(daemon.endpoint) as client:
+        draws = 20_000
+        per_session = 250
+        for seed in range(draws // per_session):
+            session = client.open(vocab_size=VOCAB, strategy="sample", seed=seed, n=per_session, max_new_tokens=1)
+            result = session.step(np.repeat(logits[None, :], per_session, axis=0), mask=pack(allowed)[0])
+            for record in result.tokens:
+                counts[record["token"]] += 1
+    assert counts[~allowed].sum() == 0
+    # Chi-square over the allowed tokens, 4 degrees of freedom: p > 1e-3 means statistic < 18.47.
+    observed, wanted = counts[allowed], draws * expected[allowed]
+    statistic = (((observed - wanted) ** 2) / wanted).sum()
+    assert statistic < 18.47, (observed, wanted)
+
+
+def test_beam_search_and_sparse_rows_follow_their_masks(daemon):
+    rng = np.random.default_rng(3)
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, strategy="beam", beam_width=3, max_new_tokens=4, eos_token_ids=[0])
+        while not session.done:
+            rows = np.stack([toy_logits(prefix) for prefix in session.live_prefixes])
+            allowed = random_masks(rng, len(rows))
+            result = session.step(rows, mask=pack(allowed))
+            for beam in result.beams:
+                assert allowed[beam["parent"], beam["token"]]
+        sparse = client.open(vocab_size=VOCAB, strategy="greedy", max_new_tokens=1)
+        tokens = np.array([[2, 7, 11, 30]])
+        values = np.array([[9.0, 1.0, 0.5, 3.0]], dtype=np.float32)
+        allowed = np.zeros(VOCAB, dtype=bool)
+        allowed[[11, 30]] = True
+        result = sparse.step_sparse(tokens, values, mask=pack(allowed))
+        assert result.tokens[0]["token"] == 30
+        row = np.full(VOCAB, -np.inf)
+        row[tokens[0]] = values[0]
+        assert result.tokens[0]["logprob"] == pytest.approx(constrained_logprobs(row, allowed)[30], abs=1e-5)
+
+
+def test_a_mask_allowing_nothing_names_the_row_and_changes_nothing(daemon):
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, strategy="sample", seed=5, n=2, max_new_tokens=3)
+        rows = np.stack([toy_logits([]), toy_logits([])])
+        allowed = np.ones((2, VOCAB), dtype=bool)
+        allowed[1] = False
+        with pytest.raises(LogitdError) as refused:
+            session.step(rows, mask=pack(allowed))
+        assert refused.value.name == "ALL_MASKED" and "row 1" in str(refused.value)
+        assert session.next_step == 0
+        result = session.step(rows)  # the same step, now unmasked, is accepted
+        assert result.step == 0
+
+
+def test_malformed_masks_get_named_errors(daemon):
+    logits = np.zeros((2, VOCAB), dtype=np.float32)
+    with Client(daemon.endpoint) as client:
+        with pytest.raises(LogitdError) as wrong_size:
+            client.decode(logits, mask=np.zeros((2, 3), dtype=np.uint32))
+        assert wrong_size.value.name == "BAD_SHAPE" and "16 (or one mask row for all: 8)" in str(wrong_size.value)
+        session = client.open(vocab_size=VOCAB, max_new_tokens=2)
+        with pytest.raises(LogitdError) as step_size:
+            session.step(logits[:1], mask=np.zeros(3, dtype=np.uint32))
+        assert step_size.value.name == "BAD_SHAPE"
+        assert session.step(logits[:1]).step == 0
+    descriptor = DESCRIPTOR.pack(1, 0, 0, 1, VOCAB)
+    with raw_dealer(daemon.endpoint) as sock:
+        # The flag without the mask frame, and the flag on a message that takes no mask.
+        sock.send_multipart([header(DECODE, 7, MASK_FOLLOWS), descriptor, b"", logits[0].tobytes()])
+        reply = sock.recv_multipart()
+        assert struct.unpack_from("<I", reply[1])[0] == 6  # BAD_FRAME_COUNT
+        sock.send_multipart([header(HELLO, 8, MASK_FOLLOWS)])
+        reply = sock.recv_multipart()
+        assert struct.unpack_from("<I", reply[1])[0] == 5 and b"DECODE, PROBS and STEP" in reply[1]  # UNKNOWN_FLAGS
+        sock.send_multipart([header(HELLO, 9, 0x0002)])
+        assert struct.unpack_from("<I", sock.recv_multipart()[1])[0] == 5
+    with Client(daemon.endpoint) as client:
+        assert client.hello()["protocol"] == 1  # and the daemon carries on
+
+
+def test_the_documented_packing_is_the_layout_the_daemon_reads(daemon):
+    from test_protocol_doc import example
+    namespace: dict = {}
+    exec(example("## Masks"), namespace)
+    rng = np.random.default_rng(4)
+    allowed = random_masks(rng, 3)
+    packed = namespace["pack_mask"](allowed)
+    assert packed.shape == (3, 2) and packed.dtype == np.dtype("<u4")
+    for row in range(3):
+        for token in range(VOCAB):
+            assert bool(packed[row, token // 32] >> (token % 32) & 1) == allowed[row, token]
+    logits = rng.normal(0, 3, size=(3, VOCAB)).astype(np.float32)
+    with Client(daemon.endpoint) as client:
+        tokens, _ = client.decode(logits, mask=packed)
+    assert all(allowed[row, tokens[row]] for row in range(3))
