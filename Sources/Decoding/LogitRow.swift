@@ -11,29 +11,19 @@ public struct LogitRow: @unchecked Sendable {
     /// kernel reads a disallowed token as -inf, whatever its stored logit, in the same pass.
     public let mask: UnsafeRawPointer?
 
-    /// A row over `bytes`, which must hold exactly `count × dtype.byteWidth` bytes.
-    public init(bytes: UnsafeRawBufferPointer, dtype: LogitDType) {
+    /// A row over `bytes`, which must hold exactly `count × dtype.byteWidth` bytes; with `mask`,
+    /// ceil(count / 32) words at any alignment (bits for ids ≥ count ignored), its tokens are those
+    /// the mask allows.
+    public init(bytes: UnsafeRawBufferPointer, dtype: LogitDType, mask: UnsafeRawBufferPointer? = nil) {
         precondition(bytes.count % dtype.byteWidth == 0, "row bytes are not a whole number of \(dtype) elements")
         // An empty buffer may have no base address; no kernel reads through it then.
         self.base = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!
         self.count = bytes.count / dtype.byteWidth
         self.dtype = dtype
-        self.mask = nil
-    }
-
-    /// A row over `bytes` whose tokens are allowed by `mask`: ceil(count / 32) words, any alignment;
-    /// bits for ids ≥ count are ignored.
-    public init(bytes: UnsafeRawBufferPointer, dtype: LogitDType, mask: UnsafeRawBufferPointer) {
-        self.init(bytes: bytes, dtype: dtype, maskBase: mask.baseAddress)
-        precondition(mask.count == Self.maskByteCount(count: count), "a mask over \(count) tokens has \(Self.maskByteCount(count: count)) bytes")
-    }
-
-    private init(bytes: UnsafeRawBufferPointer, dtype: LogitDType, maskBase: UnsafeRawPointer?) {
-        let plain = LogitRow(bytes: bytes, dtype: dtype)
-        base = plain.base
-        count = plain.count
-        self.dtype = dtype
-        mask = maskBase
+        if let mask {
+            precondition(mask.count == Self.maskByteCount(count: count), "a mask over \(count) tokens has \(Self.maskByteCount(count: count)) bytes")
+        }
+        self.mask = mask?.baseAddress
     }
 
     /// Bytes of a mask over `count` tokens: ceil(count / 32) 32-bit words.
@@ -43,7 +33,13 @@ public struct LogitRow: @unchecked Sendable {
     @inline(__always)
     func allows(_ token: Int) -> Bool {
         guard let mask else { return true }
-        return mask.loadUnaligned(fromByteOffset: (token >> 5) * 4, as: UInt32.self) >> UInt32(token & 31) & 1 == 1
+        return Self.mask(mask, allows: token)
+    }
+
+    /// Whether the bitmask at `mask` (little-endian words, any alignment) allows `token`.
+    @inline(__always)
+    public static func mask(_ mask: UnsafeRawPointer, allows token: Int) -> Bool {
+        UInt32(littleEndian: mask.loadUnaligned(fromByteOffset: (token >> 5) * 4, as: UInt32.self)) >> UInt32(token & 31) & 1 == 1
     }
 
     /// Element `index` as Float.

@@ -27,8 +27,7 @@ public struct RowMasks: @unchecked Sendable {
 
     /// Whether row `index`'s mask allows `token`.
     public func allows(_ token: Int, row index: Int) -> Bool {
-        let word = mask(forRow: index).loadUnaligned(fromByteOffset: (token >> 5) * 4, as: UInt32.self)
-        return UInt32(littleEndian: word) >> UInt32(token & 31) & 1 == 1
+        LogitRow.mask(mask(forRow: index).baseAddress!, allows: token)
     }
 
     /// `row` read through row `index`'s mask.
