@@ -188,11 +188,23 @@ extension LogitdClient {
 
     /// BATCH STEP: one step of several sessions (all with the same vocab_size) in one message,
     /// decoded in parallel by the daemon. Per entry, in order: its event, or what refused it.
-    public func batchStep(_ steps: [(session: LogitdSession, logits: [Float])]) throws(LogitdClientError) -> [Result<StepEvent, LogitdClientError>] {
+    /// `masks`, when given, holds one entry per step: its mask words (ceil(vocab_size / 32) per row,
+    /// or one row of them for all its rows), or nil to allow every token.
+    public func batchStep(_ steps: [(session: LogitdSession, logits: [Float])], masks: [[UInt32]?]? = nil) throws(LogitdClientError) -> [Result<StepEvent, LogitdClientError>] {
         guard let vocab = steps.first?.session.parameters.vocabSize else { return [] }
+        precondition(masks == nil || masks!.count == steps.count, "one mask entry (or nil) per step")
         let entries = steps.map { BatchTable.Entry(session: $0.session.id, step: $0.session.nextStep, rows: $0.logits.count / vocab) }
         let payload = steps.flatMap(\.logits).withUnsafeBytes { Array($0) }
-        let (_, body) = try exchange(.batchStep, frames: [try message(BatchTable.encode(dtype: .float32, vocab: vocab, entries: entries)), try message(payload)], expecting: [.batchTokens])
+        var frames = [try message(BatchTable.encode(dtype: .float32, vocab: vocab, entries: entries)), try message(payload)]
+        if let masks {
+            let words = LogitRow.maskByteCount(count: vocab) / 4
+            let rows = zip(entries, masks).flatMap { entry, mask in
+                let mask = mask ?? [UInt32](repeating: .max, count: words)
+                return mask.count == words ? Array([[UInt32]](repeating: mask, count: entry.rows).joined()) : mask
+            }
+            frames.append(try message(LogitdClient.maskBytes(rows)))
+        }
+        let (_, body) = try exchange(.batchStep, frames: frames, expecting: [.batchTokens], masked: masks != nil)
         guard body.count == 4 * steps.count else { throw .unexpectedReply("BATCH TOKENS with \(body.count) frames for \(steps.count) entries") }
         return steps.indices.map { index in
             let frames = Array(body[(4 * index)..<(4 * index + 4)])

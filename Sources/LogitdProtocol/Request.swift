@@ -33,7 +33,7 @@ public enum Request: @unchecked Sendable {
     case step(StepRequest)
     /// CLOSE: header, 8-byte session id.
     case close(session: UInt64)
-    /// BATCH STEP: header, batch table, logits; one STEP per table entry.
+    /// BATCH STEP: header, batch table, logits (, mask); one STEP per table entry.
     case batchStep([StepRequest])
 
     /// Parses the frames of one request (without any routing envelope). Throws the ERROR to send back;
@@ -83,8 +83,9 @@ public enum Request: @unchecked Sendable {
             }
             return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2], mask: header.hasMask ? frames[3] : nil)))
         case .batchStep:
-            try expectFrames(3...3, "3 frames (header, batch table, logits)")
-            return (header, .batchStep(try BatchTable.parse(frames[1], logits: frames[2], limits: limits)))
+            let count = header.hasMask ? 4 : 3
+            try expectFrames(count...count, header.hasMask ? "4 frames (header, batch table, logits, mask) with the mask flag" : "3 frames (header, batch table, logits)")
+            return (header, .batchStep(try BatchTable.parse(frames[1], logits: frames[2], mask: header.hasMask ? frames[3] : nil, limits: limits)))
         case .close:
             try expectFrames(2...2, "2 frames (header, session id)")
             guard frames[1].count == 8 else {

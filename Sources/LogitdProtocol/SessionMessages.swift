@@ -371,8 +371,9 @@ public enum BatchTable {
         }
     }
 
-    /// Parses the table and slices the logits frame into one STEP per entry.
-    static func parse(_ table: UnsafeRawBufferPointer, logits: UnsafeRawBufferPointer, limits: ProtocolLimits) throws(ProtocolError) -> [StepRequest] {
+    /// Parses the table and slices the logits frame (and the mask frame, if there is one: a mask row
+    /// per row of the batch, or one for all of them) into one STEP per entry.
+    static func parse(_ table: UnsafeRawBufferPointer, logits: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?, limits: ProtocolLimits) throws(ProtocolError) -> [StepRequest] {
         guard table.count >= headSize else {
             throw ProtocolError(.badDescriptor, "the batch table has \(table.count) bytes; its head alone has \(headSize)")
         }
@@ -408,11 +409,15 @@ public enum BatchTable {
         guard logits.count == expected else {
             throw ProtocolError(.sizeMismatch, "the logits frame has \(logits.count) bytes; \(rows) rows × \(vocab) vocab × \(dtype.byteWidth) bytes (\(dtype)) is \(expected)")
         }
+        let masks = try mask.map { (frame) throws(ProtocolError) in try RowMasks.parse(frame, rows: rows, vocab: vocab) }
         var offset = 0
+        var row = 0
         return entries.map { descriptor in
             let bytes = descriptor.payloadBytes
-            defer { offset += bytes }
-            return StepRequest(descriptor: descriptor, logits: UnsafeRawBufferPointer(rebasing: logits[offset..<(offset + bytes)]))
+            defer { offset += bytes; row += descriptor.rows }
+            // Each entry gets its rows' mask rows, or the shared one (which its session reads as one for all).
+            let entryMask = masks.map { $0.shared ? $0.frame : UnsafeRawBufferPointer(rebasing: $0.frame[(row * $0.rowBytes)..<((row + descriptor.rows) * $0.rowBytes)]) }
+            return StepRequest(descriptor: descriptor, logits: UnsafeRawBufferPointer(rebasing: logits[offset..<(offset + bytes)]), mask: entryMask)
         }
     }
 }

@@ -53,4 +53,22 @@ struct MaskClientTests {
         let wrong = #expect(throws: LogitdClientError.self) { try logits.withUnsafeBytes { try client.decode(bytes: $0, dtype: .float32, vocab: Self.vocab, mask: [1, 2]) } }
         #expect("\(String(describing: wrong))".contains("the mask frame has 8 bytes"), "\(String(describing: wrong))")
     }
+
+    @Test("BATCH STEP masks each entry's rows; an entry without a mask allows every token")
+    func batch() throws {
+        let daemon = try DaemonProcess()
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        defer { client.close() }
+        var parameters = SessionParameters(strategy: .greedy, vocabSize: Self.vocab)
+        parameters.maxNewTokens = 2
+        let masked = try client.open(parameters)
+        let plain = try client.open(parameters)
+        let logits = (0..<Self.vocab).map { Float(($0 * 37) % 23) / 4 }
+        let best = logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }!
+        let allowed: Set<Int> = [2, 40, 69]
+        let results = try client.batchStep([(masked, logits), (plain, logits)], masks: [Self.words(allowing: allowed), nil])
+        let events = try results.map { try $0.get() }
+        #expect(events[0].tokens.map(\.token) == [allowed.max { logits[$0] < logits[$1] }!])
+        #expect(events[1].tokens.map(\.token) == [best])
+    }
 }

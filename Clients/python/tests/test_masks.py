@@ -1,5 +1,5 @@
 """Allowed-token masks over the wire (docs/PROTOCOL.md, "Masks"): the header's mask flag and a mask
-frame after the logits of DECODE, PROBS and STEP."""
+frame after the logits of DECODE, PROBS, STEP and BATCH STEP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import raw_dealer
-from logitd import DECODE, DESCRIPTOR, HELLO, MASK_FOLLOWS, Client, LogitdError, header
+from logitd import BATCH_STEP, DECODE, DESCRIPTOR, HELLO, MASK_FOLLOWS, Client, LogitdError, header
 from test_sessions import toy_logits
 
 VOCAB = 50  # not a multiple of 32: the last mask word is partial
@@ -147,7 +147,7 @@ def test_malformed_masks_get_named_errors(daemon):
         assert struct.unpack_from("<I", reply[1])[0] == 6  # BAD_FRAME_COUNT
         sock.send_multipart([header(HELLO, 8, MASK_FOLLOWS)])
         reply = sock.recv_multipart()
-        assert struct.unpack_from("<I", reply[1])[0] == 5 and b"DECODE, PROBS and STEP" in reply[1]  # UNKNOWN_FLAGS
+        assert struct.unpack_from("<I", reply[1])[0] == 5 and b"DECODE, PROBS, STEP and BATCH STEP" in reply[1]  # UNKNOWN_FLAGS
         sock.send_multipart([header(HELLO, 9, 0x0002)])
         assert struct.unpack_from("<I", sock.recv_multipart()[1])[0] == 5
     with Client(daemon.endpoint) as client:
@@ -169,3 +169,76 @@ def test_the_documented_packing_is_the_layout_the_daemon_reads(daemon):
     with Client(daemon.endpoint) as client:
         tokens, _ = client.decode(logits, mask=packed)
     assert all(allowed[row, tokens[row]] for row in range(3))
+
+
+def test_batch_step_masks_each_entrys_rows_and_refuses_only_the_entry_that_masks_everything(daemon):
+    rng = np.random.default_rng(6)
+    with Client(daemon.endpoint) as client:
+        greedy = client.open(vocab_size=VOCAB, strategy="greedy", n=2, max_new_tokens=3)
+        sampled = client.open(vocab_size=VOCAB, strategy="sample", seed=11, n=3, max_new_tokens=3)
+        beam = client.open(vocab_size=VOCAB, strategy="beam", beam_width=2, max_new_tokens=3, eos_token_ids=[0])
+        plain = client.open(vocab_size=VOCAB, strategy="greedy", max_new_tokens=3)
+        # Twins of the masked sessions, stepped alone with the same rows and masks: a batch changes nothing.
+        twins = [client.open(vocab_size=VOCAB, strategy="greedy", n=2, max_new_tokens=3),
+                 client.open(vocab_size=VOCAB, strategy="sample", seed=11, n=3, max_new_tokens=3),
+                 client.open(vocab_size=VOCAB, strategy="beam", beam_width=2, max_new_tokens=3, eos_token_ids=[0])]
+        for step in range(2):
+            rows = [rng.normal(0, 3, size=(s.rows_expected, VOCAB)).astype(np.float32) for s in (greedy, sampled, beam, plain)]
+            allowed = [random_masks(rng, len(r)) for r in rows[:3]]
+            masks = [pack(allowed[0]), pack(allowed[1][0])[0], pack(allowed[2])]  # per row, one for all, per beam
+            results = client.batch_step([(greedy, rows[0], masks[0]), (sampled, rows[1], masks[1]),
+                                         (beam, rows[2], masks[2]), (plain, rows[3])])
+            alone = [twin.step(r, mask=m) for twin, r, m in zip(twins, rows, masks)]
+            for record, reference in zip(results[0].tokens, alone[0].tokens):
+                assert allowed[0][record["sequence"], record["token"]] and record == reference
+            assert all(allowed[1][0][record["token"]] for record in results[1].tokens)
+            assert results[1].tokens == alone[1].tokens
+            assert all(allowed[2][b["parent"], b["token"]] for b in results[2].beams)
+            assert results[2].beams == alone[2].beams
+            assert results[3].tokens[0]["token"] == int(np.argmax(rows[3][0]))  # no mask: every token allowed
+        # An entry whose mask allows nothing is refused alone, naming its row; its session is unchanged.
+        rows = [rng.normal(0, 3, size=(s.rows_expected, VOCAB)).astype(np.float32) for s in (greedy, plain)]
+        nothing = np.zeros((greedy.rows_expected, VOCAB), dtype=bool)
+        nothing[0, 5] = True
+        before = greedy.next_step
+        refused, accepted = client.batch_step([(greedy, rows[0], pack(nothing)), (plain, rows[1])])
+        assert isinstance(refused, LogitdError) and refused.name == "ALL_MASKED" and "row 1" in refused.message
+        assert greedy.next_step == before and not isinstance(accepted, LogitdError)
+
+
+def test_malformed_batch_masks_refuse_the_whole_message(daemon):
+    logits = np.zeros((3, VOCAB), dtype=np.float32)
+    with Client(daemon.endpoint) as client:
+        a = client.open(vocab_size=VOCAB, n=2, max_new_tokens=2)
+        b = client.open(vocab_size=VOCAB, max_new_tokens=2)
+        table = struct.pack("<BBHIII", 1, 0, 0, 2, VOCAB, 0) + struct.pack("<QII", a.id, 0, 2) + struct.pack("<QII", b.id, 0, 1)
+        with raw_dealer(daemon.endpoint) as sock:
+            for request_id, frames, code, text in [
+                (1, [np.zeros((2, 2), np.uint32).tobytes()], 8, b"3 rows \xc3\x97 2 words \xc3\x97 4 bytes is 24 (or one mask row for all: 8)"),
+                (2, [], 6, b"4 frames (header, batch table, logits, mask)"),
+            ]:
+                sock.send_multipart([header(BATCH_STEP, request_id, MASK_FOLLOWS), table, logits.tobytes(), *frames])
+                reply = sock.recv_multipart()
+                assert reply[0][5] == 0xFF and struct.unpack_from("<I", reply[1])[0] == code and text in reply[1], reply[1]
+        assert a.step(logits[:2]).step == 0 and b.step(logits[:1]).step == 0  # nothing changed
+
+
+def test_a_mask_forcing_single_tokens_leaves_fewer_beams_never_fillers(daemon):
+    """A grammar that allows one token per step leaves a width-4 beam search one finite
+    continuation: the reply has one beam record (no filler beams), the next step takes one row, and
+    the result holds only real hypotheses."""
+    forced = [7, 3, 12, 0]
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, strategy="beam", beam_width=4, num_return=3, max_new_tokens=6, eos_token_ids=[0])
+        for token in forced:
+            assert session.rows_expected == 1
+            allowed = np.zeros(VOCAB, dtype=bool)
+            allowed[token] = True
+            result = session.step(np.stack([toy_logits(p) for p in session.live_prefixes]), mask=pack(allowed)[0])
+            assert len(result.beams) == (0 if token == 0 else 1)
+            assert all(np.isfinite(b["score"]) for b in result.beams)
+        assert session.done
+        hypotheses = session.result["sequences"]
+    assert [h["tokens"] for h in hypotheses] == [forced]
+    expected = sum(constrained_logprobs(toy_logits(forced[:i]), np.eye(VOCAB, dtype=bool)[t])[t] for i, t in enumerate(forced))
+    assert hypotheses[0]["logprob_sum"] == pytest.approx(expected) == 0.0
