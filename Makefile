@@ -16,8 +16,11 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
-# libzmq3-dev and, on x86-64, qemu-user (through apt), and pyzmq, numpy and pytest (through pip),
-# each only when missing.
+# libzmq3-dev and, on x86-64, qemu-user (through apt), and the Python packages (through pip), each
+# only when missing: the client needs pyzmq and numpy only; llguidance (the grammar engine behind
+# logitd.constraints), tokenizers (the tests build their tokenizer) and jsonschema serve the
+# structured-output tests and example.
+PYTHON_PACKAGES := pyzmq numpy pytest llguidance tokenizers jsonschema
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzmq; then \
 		echo "installing libzmq3-dev"; \
@@ -27,10 +30,10 @@ deps:
 		echo "installing qemu-user (the tests run the daemon on emulated older CPUs)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user >/dev/null; \
 	fi
-	@if ! $(PYTHON) -c "import zmq, numpy, pytest" 2>/dev/null; then \
-		echo "installing pyzmq, numpy and pytest"; \
-		$(PYTHON) -m pip install -q pyzmq numpy pytest 2>/dev/null \
-		|| $(PYTHON) -m pip install -q --break-system-packages pyzmq numpy pytest; \
+	@if ! $(PYTHON) -c "import zmq, numpy, pytest, llguidance, tokenizers, jsonschema" 2>/dev/null; then \
+		echo "installing $(PYTHON_PACKAGES)"; \
+		$(PYTHON) -m pip install -q $(PYTHON_PACKAGES) 2>/dev/null \
+		|| $(PYTHON) -m pip install -q --break-system-packages $(PYTHON_PACKAGES); \
 	fi
 
 # One release build serves the daemon, the demo and both test suites.
