@@ -37,6 +37,19 @@ func decodeFrames(dtype: LogitDType = .float32, rows: Int = 2, vocab: Int = 3, p
     ]
 }
 
+/// `frames` with the header's mask flag set (the mask frame, if any, is appended by the caller).
+func masked(_ frames: [[UInt8]]) -> [[UInt8]] {
+    var frames = frames
+    frames[0][6] |= UInt8(Header.maskFollows)
+    return frames
+}
+
+/// A masked BATCH STEP of two entries (2 rows and 1 row over a vocab of 3) with `mask` as its mask frame.
+func batchFrames(mask: [UInt8]) -> [[UInt8]] {
+    let table = BatchTable.encode(dtype: .float32, vocab: 3, entries: [.init(session: 1, step: 0, rows: 2), .init(session: 2, step: 0, rows: 1)])
+    return masked([Header(type: .batchStep, requestID: 5).encoded, table, [UInt8](repeating: 0, count: 3 * 3 * 4)]) + [mask]
+}
+
 @Suite("Wire protocol v1")
 struct ProtocolTests {
     @Test("the header is 16 little-endian bytes and parses back")
@@ -97,6 +110,11 @@ struct ProtocolTests {
             Refusal("unknown strategy", decodeFrames(parameters: Array(#"{"strategy":"telepathy"}"#.utf8)), .unknownStrategy, "\"telepathy\""),
             Refusal("sampling without a session", decodeFrames(parameters: Array(#"{"strategy":"sample"}"#.utf8)), .unknownStrategy, "needs a session"),
             Refusal("message too large", decodeFrames(rows: 8, vocab: 1000), .messageTooLarge, "limit is 16384"),
+            Refusal("mask flag without the mask frame", masked(decodeFrames()), .badFrameCount, "5 frames (header, rows descriptor, parameters, logits, mask)"),
+            Refusal("mask frame of the wrong size", masked(decodeFrames()) + [[1, 0, 0, 0, 0]], .badShape, "the mask frame has 5 bytes; 2 rows × 1 words × 4 bytes is 8 (or one mask row for all: 4)"),
+            Refusal("empty mask frame", masked(decodeFrames()) + [[]], .badShape, "the mask frame has 0 bytes"),
+            Refusal("mask flag on OPEN", [masked([Header(type: .open, requestID: 1).encoded])[0], Array("{}".utf8)], .unknownFlags, "DECODE, PROBS, STEP and BATCH STEP only"),
+            Refusal("batch mask of the wrong size", batchFrames(mask: [UInt8](repeating: 0xFF, count: 8)), .badShape, "the mask frame has 8 bytes; 3 rows × 1 words × 4 bytes is 12"),
         ]
     }()
 
@@ -128,6 +146,19 @@ struct ProtocolTests {
             // f16 1, 2, 3 in row 0 and -1, -2, -3 in row 1, read in place.
             #expect((0..<3).map { decode.row(0)[$0] } == [1, 2, 3])
             #expect((0..<3).map { decode.row(1)[$0] } == [-1, -2, -3])
+        }
+    }
+
+    @Test("a masked BATCH STEP gives each entry its rows' mask rows, or the shared one")
+    func batchMasks() throws {
+        try withParsed(batchFrames(mask: [1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0])) { header, request in
+            #expect(header.hasMask)
+            guard case .batchStep(let steps) = request else { Issue.record("not BATCH STEP"); return }
+            #expect(steps.map { $0.mask.map(Array.init) } == [[1, 0, 0, 0, 2, 0, 0, 0], [4, 0, 0, 0]])
+        }
+        try withParsed(batchFrames(mask: [5, 0, 0, 0])) { _, request in
+            guard case .batchStep(let steps) = request else { Issue.record("not BATCH STEP"); return }
+            #expect(steps.map { $0.mask.map(Array.init) } == [[5, 0, 0, 0], [5, 0, 0, 0]])
         }
     }
 

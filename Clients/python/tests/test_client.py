@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 from conftest import raw_dealer
-from logitd import DECODE, DESCRIPTOR, HEADER, Client, LogitdError, header, to_bfloat16
+from logitd import DECODE, DESCRIPTOR, HEADER, HELLO, MASK_FOLLOWS, Client, LogitdError, header, to_bfloat16
 
 
 def reference_greedy(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +73,7 @@ def frames_for(case: str) -> list[bytes]:
     good = np.ones((2, 4), dtype="<f4")
     descriptor = DESCRIPTOR.pack(1, 0, 0, 2, 4)
     h = header(DECODE, 9)
+    masked = header(DECODE, 9, MASK_FOLLOWS)
     return {
         "short header": [h[:12]],
         "bad magic": [b"XGTD" + h[4:]],
@@ -89,6 +90,10 @@ def frames_for(case: str) -> list[bytes]:
         "unknown parameter": [h, descriptor, json.dumps({"top_q": 0.9}).encode(), good.tobytes()],
         "unknown strategy": [h, descriptor, json.dumps({"strategy": "psychic"}).encode(), good.tobytes()],
         "not json": [h, descriptor, b"{strategy", good.tobytes()],
+        "mask flag, no mask": [masked, descriptor, b"", good.tobytes()],
+        "mask size": [masked, descriptor, b"", good.tobytes(), b"\xff\xff\xff"],
+        "mask allows nothing": [masked, descriptor, b"", good.tobytes(), struct.pack("<II", 0xF, 0)],
+        "mask flag on HELLO": [header(HELLO, 9, MASK_FOLLOWS)],
     }[case]
 
 
@@ -108,6 +113,10 @@ ERRORS = {
     "unknown parameter": ("BAD_PARAMETERS", 9),
     "unknown strategy": ("UNKNOWN_STRATEGY", 9),
     "not json": ("BAD_PARAMETERS", 9),
+    "mask flag, no mask": ("BAD_FRAME_COUNT", 9),
+    "mask size": ("BAD_SHAPE", 9),
+    "mask allows nothing": ("ALL_MASKED", 9),
+    "mask flag on HELLO": ("UNKNOWN_FLAGS", 9),
 }
 CODES = {"MALFORMED_HEADER": 1, "BAD_MAGIC": 2, "UNSUPPORTED_VERSION": 3, "UNKNOWN_TYPE": 4,
          "UNKNOWN_FLAGS": 5, "BAD_FRAME_COUNT": 6, "BAD_DESCRIPTOR": 7, "BAD_SHAPE": 8,
