@@ -40,6 +40,83 @@ def random_masks(rng, rows: int, vocab: int = VOCAB) -> np.ndarray:
     return masks
 
 
+def as_read(logits: np.ndarray, dtype: str) -> np.ndarray:
+    """The float32 values the daemon reads from `logits` sent as `dtype`."""
+    return {"f32": logits, "f16": logits.astype(np.float16).astype(np.float32),
+            "bf16": (logits.view(np.uint32) + 0x7FFF + ((logits.view(np.uint32) >> 16) & 1) & 0xFFFF0000).view(np.float32)}[dtype]
+
+
+MASK_KINDS = ["single", "all but one", "ranked last", "random"]
+
+
+def property_mask(rng, kind: str, logits: np.ndarray) -> np.ndarray:
+    """One mask row of `kind` for a row of logits (V = 50: the last word is partial)."""
+    allowed = np.zeros(VOCAB, dtype=bool)
+    if kind == "single":
+        allowed[rng.integers(VOCAB)] = True
+    elif kind == "all but one":
+        allowed[:] = True
+        allowed[int(np.argmax(logits))] = False
+    elif kind == "ranked last":
+        allowed[np.argsort(logits, kind="stable")[:3]] = True
+    else:
+        allowed = random_masks(rng, 1)[0]
+    return allowed
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "sparse"])
+@pytest.mark.parametrize("strategy", ["greedy", "sample", "beam"])
+def test_masked_steps_never_choose_a_disallowed_token_and_report_the_constrained_logprob(daemon, dtype, strategy):
+    """Property over random masks of every kind, per row: the token is allowed, and its
+    log-probability (beam: the score's increment) is a float64 reference's over the constrained row."""
+    rng = np.random.default_rng(["greedy", "sample", "beam"].index(strategy) * 10 + ["f32", "f16", "bf16", "sparse"].index(dtype))
+    temperature = 0.7
+    parameters = dict(greedy=dict(strategy="greedy", n=3), sample=dict(strategy="sample", n=4, seed=3, temperature=temperature),
+                      beam=dict(strategy="beam", beam_width=3))[strategy]
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, max_new_tokens=6, **parameters)
+        steps = 0
+        while not session.done:
+            rows = session.rows_expected
+            logits = rng.normal(0, 3, size=(rows, VOCAB)).astype(np.float32)
+            kinds = [MASK_KINDS[(steps + row) % len(MASK_KINDS)] for row in range(rows)]
+            allowed = np.stack([property_mask(rng, kind, logits[row]) for row, kind in enumerate(kinds)])
+            if dtype == "sparse":
+                k = 20  # the top 20 candidates plus the three the logits rank last, shuffled
+                ids = np.stack([rng.permutation(np.concatenate([np.argsort(-r)[:k - 3], np.argsort(r)[:3]])) for r in logits])
+                candidates = np.zeros((rows, VOCAB), dtype=bool)
+                np.put_along_axis(candidates, ids, True, axis=1)
+                for row in range(rows):  # a mask allowing no candidate is ALL_MASKED: allow one
+                    if not (allowed[row] & candidates[row]).any():
+                        allowed[row, ids[row, rng.integers(k)]] = True
+                values = np.take_along_axis(logits, ids, axis=1)
+                read = np.full((rows, VOCAB), -np.inf, dtype=np.float32)
+                np.put_along_axis(read, ids, values, axis=1)
+                result = session.step_sparse(ids, values, mask=pack(allowed))
+            else:
+                read = as_read(logits, dtype)
+                result = session.step(logits, dtype=dtype, mask=pack(allowed))
+                candidates = np.ones_like(allowed)
+            scale = temperature if strategy == "sample" else 1.0
+            references = [constrained_logprobs(read[row] / scale, allowed[row] & candidates[row]) for row in range(rows)]
+            if strategy == "beam":
+                parents = [0.0] if steps == 0 else previous
+                for beam in result.beams:
+                    assert allowed[beam["parent"], beam["token"]] and candidates[beam["parent"], beam["token"]]
+                    increment = references[beam["parent"]][beam["token"]]
+                    assert beam["score"] == pytest.approx(parents[beam["parent"]] + increment, abs=1e-4)
+                previous = [beam["score"] for beam in result.beams]
+            else:
+                for row, record in enumerate(result.tokens):
+                    token = record["token"]
+                    assert allowed[row, token] and candidates[row, token], (kinds[row], token)
+                    assert record["logprob"] == pytest.approx(references[row][token], abs=1e-4)
+                    if strategy == "greedy":
+                        assert token == int(np.argmax(references[row]))
+            steps += 1
+        assert steps == 6
+
+
 @pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
 def test_decode_chooses_the_best_allowed_token_with_the_constrained_logprob(daemon, dtype):
     rng = np.random.default_rng(1)
@@ -49,8 +126,7 @@ def test_decode_chooses_the_best_allowed_token_with_the_constrained_logprob(daem
     allowed[0, int(np.argmin(logits[0]))] = True  # only the token the logits rank last
     with Client(daemon.endpoint) as client:
         tokens, logprobs = client.decode(logits, dtype=dtype, mask=pack(allowed))
-    read = {"f32": logits, "f16": logits.astype(np.float16).astype(np.float32),
-            "bf16": (logits.view(np.uint32) + 0x7FFF + ((logits.view(np.uint32) >> 16) & 1) & 0xFFFF0000).view(np.float32)}[dtype]
+    read = as_read(logits, dtype)
     for row in range(6):
         reference = constrained_logprobs(read[row], allowed[row])
         assert tokens[row] == int(np.argmax(reference))
