@@ -118,10 +118,15 @@ INLINE f32x16 load16(view row, int64_t index, const int dtype) {
         v = dtype == LK_BF16 ? (f32x16)(__builtin_convertvector(halves, u32x16) << 16) : widen_half(halves);
     }
     if (row.mask) {
-        // Sixteen bits of one word: index is a multiple of 16.
+        // Sixteen bits of one word: index is a multiple of 16. Grammar masks are mostly runs of
+        // allowed or disallowed tokens, so whole groups skip the per-lane select.
         const int32_t word = (int32_t)(mask_word(row.mask, index) >> (index & 31));
-        const i32x16 lanes = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
-        v = ((i32x16)(word) & lanes) != 0 ? v : splat(-INFINITY);
+        if ((word & 0xFFFF) == 0) {
+            v = splat(-INFINITY);
+        } else if ((word & 0xFFFF) != 0xFFFF) {
+            const i32x16 lanes = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+            v = ((i32x16)(word) & lanes) != 0 ? v : splat(-INFINITY);
+        }
     }
     return v;
 }

@@ -40,8 +40,10 @@ extension LogitRow {
     /// in token order. The k-th largest block maximum is a lower bound for the k-th largest element
     /// (k blocks each hold an element at least that large), so at most about k blocks are read.
     func collectTopK(_ k: Int, summary: RowSummary, scale: Float, workspace: Workspace) -> [Candidate] {
-        var maxima = Array(summary.blockMaxima)
-        let bound = maxima.count > k ? kthLargest(&maxima, k) : -Float.infinity
+        // Blocks a mask disallows entirely have maximum -inf; the k-th largest is among the others
+        // whenever they are at least k.
+        var maxima = summary.blockMaxima.filter { $0 > -Float.infinity }
+        let bound = maxima.count >= k && summary.blockMaxima.count > k ? kthLargest(&maxima, k) : -Float.infinity
         let head = collect(atLeast: bound, summary: summary, scale: 1, workspace: workspace)
         guard head.count > k else { return head.map { Candidate(token: Int($0.token), logit: $0.logit * scale) } }
         var logits = head.map(\.logit)

@@ -16,7 +16,7 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Element types (f32, f16, bf16).")
     var dtype: [String] = ["f32", "bf16", "f16"]
 
-    @Option(help: "Operations: pass argmax greedy_logprob softmax log_softmax top_k min_p top_p chain beam4 beam8 greedy_mask chain_mask.")
+    @Option(help: "Operations: \(Operation.allCases.map(\.rawValue).joined(separator: " ")).")
     var op: [String] = Operation.allCases.map(\.rawValue)
 
     func run() throws {
@@ -73,9 +73,21 @@ enum Operation: String, CaseIterable {
     case minP = "min_p"
     case topP = "top_p"
     case chain, beam4, beam8
-    /// The same with an allowed-token mask (every other token, as a grammar might allow).
+    /// The same under an allowed-token mask: as a JSON grammar inside a string (3% of the tokens,
+    /// at random, disallowed: those holding a quote, a backslash or a control character), at a
+    /// structural position (64 tokens allowed), and every other token (the worst case: no group of
+    /// sixteen is all allowed or all disallowed).
     case greedyMask = "greedy_mask"
     case chainMask = "chain_mask"
+    case greedyMaskStructural = "greedy_mask_structural"
+    case chainMaskStructural = "chain_mask_structural"
+    case greedyMaskAlternating = "greedy_mask_alternating"
+    case chainMaskAlternating = "chain_mask_alternating"
+}
+
+/// The bench's allowed-token masks (see `Operation`).
+enum BenchMask {
+    case inString, structural, alternating
 }
 
 /// One random row (normal(0, 3) logits, a flat and hard case for top-p) in one dtype, and the
@@ -93,8 +105,8 @@ final class RowBench {
     }
     let beamRows: [UInt8]
     let workspace = Workspace()
-    /// An allowed-token bitmask over the row: every other token.
-    let mask: [UInt32]
+    /// Allowed-token bitmasks over the row.
+    let masks: [BenchMask: [UInt32]]
     var output: [Float]
     var step = 0
 
@@ -121,7 +133,15 @@ final class RowBench {
         copies = [encoded, encoded]
         beamRows = (0..<8).flatMap { _ in Self.encode(row(), dtype) }
         output = [Float](repeating: 0, count: vocab)
-        mask = [UInt32](repeating: 0x5555_5555, count: LogitRow.maskByteCount(count: vocab) / 4)
+        let words = LogitRow.maskByteCount(count: vocab) / 4
+        var inString = [UInt32](repeating: .max, count: words)
+        var structural = [UInt32](repeating: 0, count: words)
+        for token in 0..<vocab where uniform() < 0.03 { inString[token / 32] &= ~(1 << UInt32(token % 32)) }
+        for _ in 0..<64 {
+            let token = Int(uniform() * Double(vocab))
+            structural[token / 32] |= 1 << UInt32(token % 32)
+        }
+        masks = [.inString: inString, .structural: structural, .alternating: [UInt32](repeating: 0x5555_5555, count: words)]
     }
 
     static func encode(_ values: [Float], _ dtype: LogitDType) -> [UInt8] {
@@ -158,17 +178,30 @@ final class RowBench {
         return (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12) / Double(repetitions)
     }
 
-    private func sampling(masked: Bool = false, _ configure: (inout ProcessorSettings) -> Void) -> () -> Void {
+    private func sampling(masked: BenchMask? = nil, _ configure: (inout ProcessorSettings) -> Void) -> () -> Void {
         var settings = ProcessorSettings()
         configure(&settings)
         let selector = TokenSelector(settings: settings, seed: 1)
         return { [self] in
             step += 1
             bytes.withUnsafeBytes { raw in
-                mask.withUnsafeBytes { maskBytes in
-                    let row = masked ? LogitRow(bytes: raw, dtype: dtype, mask: maskBytes) : LogitRow(bytes: raw, dtype: dtype)
+                masks[masked ?? .inString]!.withUnsafeBytes { maskBytes in
+                    let row = LogitRow(bytes: raw, dtype: dtype, mask: masked == nil ? nil : maskBytes)
                     blackHole(try! selector.choose(from: row, history: TokenHistory(), sequence: 0, step: step, workspace: workspace).token)
                 }
+            }
+        }
+    }
+
+    /// The default chain: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, then a draw.
+    private func chain(masked: BenchMask?) -> () -> Void {
+        sampling(masked: masked) { $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.05 }
+    }
+
+    private func greedy(masked: BenchMask) -> () -> Void {
+        { [self] in
+            bytes.withUnsafeBytes { raw in
+                masks[masked]!.withUnsafeBytes { blackHole(try! Greedy.choose(from: LogitRow(bytes: raw, dtype: dtype, mask: $0)).token) }
             }
         }
     }
@@ -211,14 +244,13 @@ final class RowBench {
         case .topK: return sampling { $0.topK = 50 }
         case .minP: return sampling { $0.minP = 0.05 }
         case .topP: return sampling { $0.topP = 0.9 }
-        case .chain: return sampling { $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.05 }
-        case .chainMask: return sampling(masked: true) { $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.05 }
-        case .greedyMask:
-            return { [self] in
-                bytes.withUnsafeBytes { raw in
-                    mask.withUnsafeBytes { blackHole(try! Greedy.choose(from: LogitRow(bytes: raw, dtype: dtype, mask: $0)).token) }
-                }
-            }
+        case .chain: return chain(masked: nil)
+        case .chainMask: return chain(masked: .inString)
+        case .chainMaskStructural: return chain(masked: .structural)
+        case .chainMaskAlternating: return chain(masked: .alternating)
+        case .greedyMask: return greedy(masked: .inString)
+        case .greedyMaskStructural: return greedy(masked: .structural)
+        case .greedyMaskAlternating: return greedy(masked: .alternating)
         case .beam4: return beamStep(width: 4)
         case .beam8: return beamStep(width: 8)
         }
