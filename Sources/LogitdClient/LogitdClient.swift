@@ -98,12 +98,15 @@ public final class LogitdClient {
 
     /// PROBS: softmax(row / temperature) of each row of `logits` (float32, row-major): the whole row
     /// when `topN` is 0, else the `topN` most probable tokens of each row (`logprob` holds the
-    /// probability itself), most probable first.
-    public func probabilities(_ logits: [Float], vocab: Int, temperature: Float = 1, topN: Int = 0) throws(LogitdClientError) -> (rows: [[Float]], top: [[TokenChoice]]) {
+    /// probability itself), most probable first. With `mask` (as for `decode`), over the tokens each
+    /// row's mask allows.
+    public func probabilities(_ logits: [Float], vocab: Int, temperature: Float = 1, topN: Int = 0, mask: [UInt32]? = nil) throws(LogitdClientError) -> (rows: [[Float]], top: [[TokenChoice]]) {
         let descriptor = RowsDescriptor(dtype: .float32, rows: logits.count / vocab, vocab: vocab)
         let payload: Message
         do { payload = try Message(logits.withUnsafeBytes { Array($0) }) } catch { throw .transport(error) }
-        let body = try request(.probs, frames: [try message(descriptor.encoded), try message(ProbsParameters(temperature: temperature, topN: topN).encoded), payload], expecting: .probabilities, bodyFrames: 2)
+        var frames = [try message(descriptor.encoded), try message(ProbsParameters(temperature: temperature, topN: topN).encoded), payload]
+        if let mask { frames.append(try message(Self.maskBytes(mask))) }
+        let body = try request(.probs, frames: frames, expecting: .probabilities, bodyFrames: 2, masked: mask != nil)
         if topN == 0 {
             let values = body[1].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             return (stride(from: 0, to: values.count, by: vocab).map { Array(values[$0..<($0 + vocab)]) }, [])
@@ -114,9 +117,10 @@ public final class LogitdClient {
     }
 
     /// Sends raw frames after a header of `type` and returns the reply's frames after its header.
-    /// Exposed for tests and tools that need to send what the typed calls would not.
-    public func request(_ type: MessageType, frames: [Message], expecting replyType: MessageType, bodyFrames: Int) throws(LogitdClientError) -> [Message] {
-        let (_, body) = try exchange(type, frames: frames, expecting: [replyType])
+    /// Exposed for tests and tools that need to send what the typed calls would not. `masked`: the
+    /// last frame is a mask frame, and the header says so.
+    public func request(_ type: MessageType, frames: [Message], expecting replyType: MessageType, bodyFrames: Int, masked: Bool = false) throws(LogitdClientError) -> [Message] {
+        let (_, body) = try exchange(type, frames: frames, expecting: [replyType], masked: masked)
         guard body.count == bodyFrames else {
             throw .unexpectedReply("\(replyType) with \(body.count) body frames, expected \(bodyFrames)")
         }

@@ -54,7 +54,7 @@ struct MaskClientTests {
         #expect("\(String(describing: wrong))".contains("the mask frame has 8 bytes"), "\(String(describing: wrong))")
     }
 
-    @Test("BATCH STEP masks each entry's rows; an entry without a mask allows every token")
+    @Test("BATCH STEP masks each entry's rows (an entry without a mask allows every token), and PROBS its rows")
     func batch() throws {
         let daemon = try DaemonProcess()
         let client = try LogitdClient(endpoint: daemon.endpoint)
@@ -70,5 +70,12 @@ struct MaskClientTests {
         let events = try results.map { try $0.get() }
         #expect(events[0].tokens.map(\.token) == [allowed.max { logits[$0] < logits[$1] }!])
         #expect(events[1].tokens.map(\.token) == [best])
+        let probabilities = try client.probabilities(logits, vocab: Self.vocab, mask: Self.words(allowing: allowed)).rows[0]
+        let top = allowed.map { Double(logits[$0]) }.max()!
+        let total = allowed.reduce(0.0) { $0 + exp(Double(logits[$1]) - top) }
+        for token in 0..<Self.vocab {
+            let expected = allowed.contains(token) ? exp(Double(logits[token]) - top) / total : 0
+            #expect(abs(Double(probabilities[token]) - expected) < 1e-6, "token \(token)")
+        }
     }
 }
