@@ -48,6 +48,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let wrongStep = ErrorCode(rawValue: 21)
     /// The daemon holds its maximum number of sessions.
     public static let tooManySessions = ErrorCode(rawValue: 22)
+    /// A VERIFY's draft is malformed: a token outside the vocabulary, or a draft distribution that
+    /// is not one (negative, NaN, zero on the draft token, not summing to 1).
+    public static let badDraft = ErrorCode(rawValue: 23)
 
     private static let names: [UInt32: String] = [
         1: "MALFORMED_HEADER", 2: "BAD_MAGIC", 3: "UNSUPPORTED_VERSION", 4: "UNKNOWN_TYPE",
@@ -55,7 +58,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
         13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
         17: "NO_CANDIDATES", 18: "UNKNOWN_SESSION", 19: "SESSION_CLOSED", 20: "SESSION_EXPIRED",
-        21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS",
+        21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS", 23: "BAD_DRAFT",
     ]
 
     public var name: String { Self.names[rawValue] ?? "UNKNOWN_ERROR_\(rawValue)" }

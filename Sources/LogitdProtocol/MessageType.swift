@@ -15,6 +15,10 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case batchStep = 0x12
     /// Closes (cancels) a session.
     case close = 0x13
+    /// Speculative decoding: verifies a draft's tokens for one sequence of a session.
+    case verify = 0x14
+    /// VERIFY for several sessions in one message.
+    case batchVerify = 0x15
     case welcome = 0x81
     case pong = 0x82
     case tokens = 0x83
@@ -25,11 +29,15 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     /// The reply to a BATCH STEP: every entry's step, in request order.
     case batchTokens = 0x92
     case closed = 0x93
+    /// The reply to a VERIFY: the accepted tokens and one more.
+    case verified = 0x94
+    /// The reply to a BATCH VERIFY: every entry's verification, in request order.
+    case batchVerified = 0x95
     /// The reply to the STEP that ends a session: the step's tokens and the final sequences.
     case done = 0x9F
     case error = 0xFF
 
-    // Reserved, so that no client sends them by accident: the rest of 0x10–0x1E, and the same
+    // Reserved, so that no client sends them by accident: the rest of 0x10–0x1E (0x16 onwards), and the same
     // numbers with the high bit set for their replies.
 
     public var isRequest: Bool { rawValue & 0x80 == 0 }

@@ -35,6 +35,10 @@ public enum Request: @unchecked Sendable {
     case close(session: UInt64)
     /// BATCH STEP: header, batch table, logits (, mask); one STEP per table entry.
     case batchStep([StepRequest])
+    /// VERIFY: header, verify descriptor, draft tokens, target rows, draft rows (, mask).
+    case verify(VerifyRequest)
+    /// BATCH VERIFY: header, verify table, draft tokens, target rows, draft rows (, mask).
+    case batchVerify([VerifyRequest])
 
     /// Parses the frames of one request (without any routing envelope). Throws the ERROR to send back;
     /// `header` is set whenever the header itself was valid, for the reply's request id.
@@ -86,13 +90,22 @@ public enum Request: @unchecked Sendable {
             let count = header.hasMask ? 4 : 3
             try expectFrames(count...count, header.hasMask ? "4 frames (header, batch table, logits, mask) with the mask flag" : "3 frames (header, batch table, logits)")
             return (header, .batchStep(try BatchTable.parse(frames[1], logits: frames[2], mask: header.hasMask ? frames[3] : nil, limits: limits)))
+        case .verify:
+            let count = header.hasMask ? 6 : 5
+            try expectFrames(count...count, header.hasMask ? "6 frames (header, verify descriptor, draft tokens, target rows, draft rows, mask) with the mask flag" : "5 frames (header, verify descriptor, draft tokens, target rows, draft rows)")
+            let descriptor = try VerifyDescriptor.parse(frames[1], limits: limits)
+            return (header, .verify(try VerifyRequest(descriptor: descriptor, tokens: frames[2], targets: frames[3], drafts: frames[4], mask: header.hasMask ? frames[5] : nil)))
+        case .batchVerify:
+            let count = header.hasMask ? 6 : 5
+            try expectFrames(count...count, header.hasMask ? "6 frames (header, verify table, draft tokens, target rows, draft rows, mask) with the mask flag" : "5 frames (header, verify table, draft tokens, target rows, draft rows)")
+            return (header, .batchVerify(try VerifyTable.parse(frames[1], tokens: frames[2], targets: frames[3], drafts: frames[4], mask: header.hasMask ? frames[5] : nil, limits: limits)))
         case .close:
             try expectFrames(2...2, "2 frames (header, session id)")
             guard frames[1].count == 8 else {
                 throw ProtocolError(.badDescriptor, "CLOSE's session frame has \(frames[1].count) bytes; it must have 8")
             }
             return (header, .close(session: frames[1].littleEndian(at: 0, as: UInt64.self)))
-        case .welcome, .pong, .tokens, .probabilities, .opened, .stepTokens, .batchTokens, .done, .closed, .error:
+        case .welcome, .pong, .tokens, .probabilities, .opened, .stepTokens, .batchTokens, .done, .closed, .verified, .batchVerified, .error:
             throw ProtocolError(.unknownType, "\(header.type) is a reply type, not a request")
         }
     }

@@ -72,16 +72,31 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
     public var maxVocab: Int
     public var maxRows: Int
     public var maxMessageBytes: Int
+    /// Most draft tokens one VERIFY may carry (k).
+    public var maxDraftTokens: Int
 
-    public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int) {
+    public static let defaultMaxDraftTokens = 32
+
+    public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int, maxDraftTokens: Int = defaultMaxDraftTokens) {
         self.maxVocab = maxVocab
         self.maxRows = maxRows
         self.maxMessageBytes = maxMessageBytes
+        self.maxDraftTokens = maxDraftTokens
     }
 
     enum CodingKeys: String, CodingKey {
         case maxVocab = "max_vocab"
         case maxRows = "max_rows"
         case maxMessageBytes = "max_message_bytes"
+        case maxDraftTokens = "max_draft_tokens"
+    }
+
+    /// Daemons from before VERIFY publish no max_draft_tokens.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        maxVocab = try container.decode(Int.self, forKey: .maxVocab)
+        maxRows = try container.decode(Int.self, forKey: .maxRows)
+        maxMessageBytes = try container.decode(Int.self, forKey: .maxMessageBytes)
+        maxDraftTokens = try container.decodeIfPresent(Int.self, forKey: .maxDraftTokens) ?? 0
     }
 }

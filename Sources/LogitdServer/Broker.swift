@@ -234,8 +234,9 @@ final class Broker {
         try backend.send(multipart: frames)
     }
 
-    /// The sessions a request must be ordered with: the session of a STEP or CLOSE (the first 8
-    /// bytes after the header), every session of a BATCH STEP's table; none for other requests.
+    /// The sessions a request must be ordered with: the session of a STEP, VERIFY or CLOSE (the
+    /// first 8 bytes after the header), every session of a BATCH STEP's or BATCH VERIFY's table;
+    /// none for other requests.
     /// Anything malformed is left to the worker, which answers it with an ERROR.
     static func sessionsOrdered(_ frames: [Message]) -> [UInt64] {
         let envelope = Worker.envelopeLength(frames)
@@ -244,10 +245,12 @@ final class Broker {
             bytes.count == Header.size && bytes.prefix(4).elementsEqual(Header.magic) ? bytes[5] : nil
         }
         switch type {
-        case MessageType.step.rawValue?, MessageType.close.rawValue?:
+        case MessageType.step.rawValue?, MessageType.close.rawValue?, MessageType.verify.rawValue?:
             return frames[envelope + 1].withUnsafeBytes(StepDescriptor.sessionID).map { [$0] } ?? []
         case MessageType.batchStep.rawValue?:
             return frames[envelope + 1].withUnsafeBytes(BatchTable.sessionIDs)
+        case MessageType.batchVerify.rawValue?:
+            return frames[envelope + 1].withUnsafeBytes(VerifyTable.sessionIDs)
         default:
             return []
         }

@@ -82,6 +82,23 @@ public struct RequestHandler: Sendable {
                 }
             }
             return [Header(type: .batchTokens, requestID: header.requestID).encoded] + results.frames.flatMap { $0 }
+        case .verify(let verify):
+            return [Header(type: .verified, requestID: header.requestID).encoded] + (try self.verify(verify, workspace: workspace))
+        case .batchVerify(let verifications):
+            // As BATCH STEP: entries in parallel, a refused entry's ERROR body in its place.
+            let results = ResultSlots(count: verifications.count)
+            let lanes = min(verifications.count, ProcessInfo.processInfo.activeProcessorCount)
+            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                let laneWorkspace = Workspace()
+                for index in stride(from: lane, to: verifications.count, by: lanes) {
+                    do throws(ProtocolError) {
+                        results.set(index, try self.verify(verifications[index], workspace: laneWorkspace))
+                    } catch {
+                        results.set(index, [[], ErrorBody.encode(error), [], []])
+                    }
+                }
+            }
+            return [Header(type: .batchVerified, requestID: header.requestID).encoded] + results.frames.flatMap { $0 }
         case .close(let id):
             let session = try sessions.session(id)
             sessions.end(id, .closed)
@@ -95,6 +112,14 @@ public struct RequestHandler: Sendable {
         let outcome = try session.advance(step, workspace: workspace)
         if session.isDone { sessions.end(session.id, .finished) }
         return ([outcome.summary.encoded, outcome.records, outcome.alternatives, outcome.json], session.isDone)
+    }
+
+    /// One VERIFY: VERIFIED's four body frames.
+    private func verify(_ request: VerifyRequest, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
+        let session = try sessions.session(request.descriptor.session)
+        let outcome = try session.verify(request, workspace: workspace)
+        if session.isDone { sessions.end(session.id, .finished) }
+        return outcome.frames
     }
 
     /// PROBABILITIES' frames: 8 bytes (u32 rows, u32 top_n), then rows × vocab f32 probabilities, or

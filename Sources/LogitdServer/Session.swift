@@ -7,17 +7,20 @@ final class Session {
     let id: UInt64
     let parameters: SessionParameters
     let seed: UInt64
-    private(set) var step = 0
-    private(set) var isDone = false
+    /// The next request's step index. Greedy/sample: the length of the longest sequence (one more
+    /// per STEP; a VERIFY adds the tokens it returned); beam: the number of steps decoded.
+    var step = 0
+    var isDone = false
     var lastUsed: ContinuousClock.Instant
 
-    private enum State {
+    enum State {
         /// Greedy or sampling: every sequence's tokens, why it finished, and its log-probability sum.
         case sequences(selector: TokenSelector, histories: [TokenHistory], finished: [FinishReason?], logprobSums: [Double])
         case beam(BeamSearch, LogitsPipeline)
     }
 
-    private var state: State
+    /// Internal so that Session+Verify.swift can advance it.
+    var state: State
 
     /// What one step produced, ready to encode.
     struct StepOutcome {
@@ -115,12 +118,15 @@ final class Session {
                         if sparseCandidates?.isEmpty == true { throw ProtocolError(row: row, LogitRowError.allMasked) }
                     }
                 }
+                // Draws are keyed by the token's position in its sequence, so that a VERIFY and a
+                // STEP at the same position draw alike.
+                let position = histories[sequence].generated.count
                 do throws(LogitRowError) {
                     let (choice, others): (TokenChoice, [TokenChoice])
                     if let sparseCandidates {
-                        (choice, others) = try selector.choose(fromSparse: sparseCandidates, history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
+                        (choice, others) = try selector.choose(fromSparse: sparseCandidates, history: histories[sequence], sequence: sequence, step: position, alternatives: parameters.logprobs, workspace: workspace)
                     } else {
-                        (choice, others) = try selector.choose(from: rows[row], history: histories[sequence], sequence: sequence, step: step, alternatives: parameters.logprobs, workspace: workspace)
+                        (choice, others) = try selector.choose(from: rows[row], history: histories[sequence], sequence: sequence, step: position, alternatives: parameters.logprobs, workspace: workspace)
                     }
                     histories[sequence].generated.append(choice.token)
                     logprobSums[sequence] += Double(choice.logprob)
@@ -133,9 +139,10 @@ final class Session {
                 row += 1
             }
             state = .sequences(selector: selector, histories: histories, finished: finished, logprobSums: logprobSums)
-            step += 1
+            let decoded = step
+            step = histories.map(\.generated.count).max() ?? 0
             isDone = !finished.contains(nil)
-            let summary = StepSummary(session: id, step: step - 1, records: tokens.count, stablePrefixLength: 0, kind: .sequences, isDone: isDone, alternatives: parameters.logprobs)
+            let summary = StepSummary(session: id, step: decoded, records: tokens.count, stablePrefixLength: 0, kind: .sequences, isDone: isDone, alternatives: parameters.logprobs)
             return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: isDone ? result.encoded : [])
         case .beam(var search, let pipeline):
             let beamStep: BeamStep

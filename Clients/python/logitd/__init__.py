@@ -27,6 +27,7 @@ WELCOME, PONG, TOKENS, PROBABILITIES, ERROR = 0x81, 0x82, 0x83, 0x84, 0xFF
 OPEN, STEP, CLOSE = 0x10, 0x11, 0x13
 OPENED, STEP_TOKENS, BATCH_TOKENS, CLOSED, DONE = 0x90, 0x91, 0x92, 0x93, 0x9F
 BATCH_STEP = 0x12
+VERIFY, BATCH_VERIFY, VERIFIED, BATCH_VERIFIED = 0x14, 0x15, 0x94, 0x95
 
 DTYPE_CODES = {"f32": 1, "f16": 2, "bf16": 3}
 TOKEN_RECORD = np.dtype([("token", "<u4"), ("logprob", "<f4")])
@@ -37,7 +38,7 @@ ERROR_NAMES = {
     9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
     13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
     17: "NO_CANDIDATES", 18: "UNKNOWN_SESSION", 19: "SESSION_CLOSED", 20: "SESSION_EXPIRED",
-    21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS",
+    21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS", 23: "BAD_DRAFT",
 }
 
 
@@ -55,7 +56,7 @@ class LogitdTimeout(Exception):
     """No reply within the client's timeout."""
 
 
-MASK_FOLLOWS = 0x0001  # header flag: a mask frame follows the logits (DECODE, PROBS, STEP, BATCH STEP)
+MASK_FOLLOWS = 0x0001  # header flag: a mask frame follows the logits (DECODE, PROBS, STEP, BATCH STEP, VERIFY, BATCH VERIFY)
 
 
 def header(msg_type: int, request_id: int, flags: int = 0) -> bytes:
@@ -235,6 +236,9 @@ class Client:
 
 STEP_DESCRIPTOR = struct.Struct("<QIBBHII")
 STEP_SUMMARY = struct.Struct("<QIIIBBH")
+VERIFY_DESCRIPTOR = struct.Struct("<QIIBBBBIII")
+VERIFY_SUMMARY = struct.Struct("<QIIIBBHII")
+DRAFT_LAYOUTS = {"none": 0, "dense": 1, "sparse": 2}
 SEQUENCE_RECORD = np.dtype([("sequence", "<u4"), ("token", "<u4"), ("logprob", "<f4"), ("finish", "u1"), ("pad", "V3")])
 BEAM_RECORD = np.dtype([("parent", "<u4"), ("token", "<u4"), ("score", "<f8")])
 FINISH_REASONS = {0: None, 1: "eos", 2: "stop_sequence", 3: "max_tokens"}
@@ -252,6 +256,20 @@ class StepResult:
     stable_prefix_length: int
     finished: list[dict]           # beams: hypotheses kept this step
     result: dict | None            # the final result, once done
+
+
+@dataclass
+class VerifyResult:
+    """What one VERIFY returned: `accepted` draft tokens, then `tokens` — the accepted ones and
+    the correction (on a rejection) or bonus token (all accepted), unless a stop condition cut
+    the run — each {"sequence", "token", "logprob", "finish_reason"}."""
+    step: int
+    done: bool
+    sequence: int
+    accepted: int
+    tokens: list[dict]
+    alternatives: list[list[tuple[int, float]]]
+    result: dict | None
 
 
 class Session:
@@ -335,6 +353,47 @@ class Session:
         descriptor = STEP_DESCRIPTOR.pack(self.id, self.next_step, 1, 1, 0, rows, k)
         return self._apply(self.client.request(STEP, [descriptor, pairs.tobytes()], (STEP_TOKENS, DONE), mask=mask))
 
+    def verify(self, draft_tokens, target_rows, draft_probs=None, sequence: int = 0, dtype: str = "f32", mask=None) -> "VerifyResult":
+        """VERIFY: speculative decoding for one sequence. `draft_tokens`: the k tokens a draft
+        proposed; `target_rows`: the target model's k + 1 rows (the row that scored draft token 1,
+        …, the row after the last); `draft_probs`: the draft's distribution at each of the k
+        positions — (k, vocab) probabilities, a (tokens, probs) pair of (k, K) arrays, or None for
+        a point mass on each draft token (n-gram or prompt lookup). `mask`: k + 1 mask rows or one
+        for all. Returns the accepted tokens and one more; the session advances by those."""
+        tokens = np.asarray(draft_tokens, dtype="<u4").ravel()
+        rows = np.atleast_2d(np.asarray(target_rows))
+        k = len(tokens)
+        if draft_probs is None:
+            layout, draft, candidates = "none", b"", 0
+        elif isinstance(draft_probs, tuple):
+            ids, probs = (np.atleast_2d(np.asarray(a)) for a in draft_probs)
+            pairs = np.empty(ids.shape, dtype=[("token", "<u4"), ("prob", "<f4")])
+            pairs["token"], pairs["prob"] = ids, probs
+            layout, draft, candidates = "sparse", pairs.tobytes(), ids.shape[1]
+        else:
+            layout, draft, candidates = "dense", encode_rows(np.atleast_2d(draft_probs), dtype), 0
+        frames = [None, tokens.tobytes(), encode_rows(rows, dtype), draft]
+
+        def send() -> list[bytes]:
+            frames[0] = VERIFY_DESCRIPTOR.pack(self.id, self.next_step, sequence, DTYPE_CODES[dtype], 0, DRAFT_LAYOUTS[layout], 0,
+                                               k, rows.shape[1], candidates)
+            return self.client.request(VERIFY, frames, VERIFIED, mask=mask)
+        try:
+            body = send()
+        except LogitdError as error:
+            if not (self.auto_recover and error.name == "UNKNOWN_SESSION"):
+                raise
+            self.recover()
+            body = send()
+        return self._apply_verified(body)
+
+    def _apply_verified(self, body: list[bytes]) -> "VerifyResult":
+        summary, records, alternatives, extra = body
+        _, step, _, _, _, flags, per_record, sequence, accepted = VERIFY_SUMMARY.unpack(summary)
+        result = self._apply([summary[:STEP_SUMMARY.size], records, alternatives, extra])
+        return VerifyResult(step=step, done=result.done, sequence=sequence, accepted=accepted, tokens=result.tokens,
+                            alternatives=result.alternatives, result=result.result)
+
     def _apply(self, body: list[bytes]) -> StepResult:
         """Reads one step's four reply frames and updates the session's state."""
         summary, records, alternatives, extra = body
@@ -369,7 +428,9 @@ class Session:
             result.result = json.loads(extra)
             self.result = result.result
             self.done = True
-        self.next_step += 1
+        # Greedy/sample: the step index is the longest sequence's length (one more per STEP, the
+        # tokens returned per VERIFY); beam: steps decoded.
+        self.next_step = max(len(t) for t in self.sequences) if kind == 0 else self.next_step + 1
         return result
 
     def events(self, model):
