@@ -315,13 +315,10 @@ public enum SessionHistory: Equatable, Sendable, Encodable {
         case .sequences(let tokens, let sums):
             if tokens.count != parameters.n { throw refuse("has \(tokens.count) sequences; the session has n = \(parameters.n)") }
             if sums.count != tokens.count { throw refuse("\"logprob_sums\" needs one sum per sequence") }
-            let step = self.step
-            for sequence in tokens {
-                if sequence.contains(where: { $0 < 0 || $0 >= vocab }) { throw refuse("token ids must be below vocab_size") }
-                // A sequence shorter than the others must have finished at its last token.
-                if sequence.count < step && parameters.stopConditions.finishReason(sequence) == nil {
-                    throw refuse("a sequence shorter than the others must end with a stop condition")
-                }
+            // Sequences may differ in length (VERIFY advances one sequence at a time); each
+            // continues from its own tokens.
+            for sequence in tokens where sequence.contains(where: { $0 < 0 || $0 >= vocab }) {
+                throw refuse("token ids must be below vocab_size")
             }
         case .beam(let beams, let finished):
             if beams.count > parameters.beamWidth || finished.count > parameters.beamWidth {

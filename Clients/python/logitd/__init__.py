@@ -195,6 +195,34 @@ class Client:
                 results.append(entry[0]._apply(frames))
         return results
 
+    def batch_verify(self, entries: list[tuple], dtype: str = "f32") -> list:
+        """BATCH VERIFY: a VERIFY of each of several sessions (same vocab_size, dense target rows)
+        in one message. Each entry is (session, draft_tokens, target_rows[, draft_probs[,
+        sequence]]), as Session.verify takes them; draft_probs is a dense (k, vocab) array or None,
+        the same kind for every entry. Returns, per entry in order, its VerifyResult or the
+        LogitdError that refused it."""
+        vocab = entries[0][0].vocab_size
+        tokens = [np.asarray(e[1], dtype="<u4").ravel() for e in entries]
+        rows = [np.atleast_2d(np.asarray(e[2])) for e in entries]
+        probs = [e[3] if len(e) > 3 else None for e in entries]
+        layout = "none" if all(q is None for q in probs) else "dense"
+        if layout == "dense" and any(q is None for q in probs):
+            raise ValueError("every entry of a batch uses the same draft layout")
+        table = struct.pack("<BBBBIII", DTYPE_CODES[dtype], 0, DRAFT_LAYOUTS[layout], 0, len(entries), vocab, 0) + b"".join(
+            struct.pack("<QIIII", e[0].id, e[0].next_step, e[4] if len(e) > 4 else 0, len(t), 0) for e, t in zip(entries, tokens))
+        drafts = b"" if layout == "none" else b"".join(encode_rows(np.atleast_2d(q), dtype) for q in probs)
+        body = self.request(BATCH_VERIFY, [table, b"".join(t.tobytes() for t in tokens), b"".join(encode_rows(r, dtype) for r in rows), drafts],
+                            BATCH_VERIFIED)
+        results = []
+        for index, entry in enumerate(entries):
+            frames = body[4 * index:4 * index + 4]
+            if not frames[0]:
+                code, = struct.unpack_from("<I", frames[1])
+                results.append(LogitdError(code, frames[1][4:].decode("utf-8", "replace")))
+            else:
+                results.append(entry[0]._apply_verified(frames))
+        return results
+
     def open(self, **parameters) -> "Session":
         """OPEN a decoding session; parameters as in docs/PROTOCOL.md (`vocab_size` is required)."""
         body, = self.request(OPEN, [json.dumps(parameters).encode()], OPENED)

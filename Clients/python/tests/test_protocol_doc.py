@@ -38,3 +38,8 @@ def test_decode_example_runs_as_documented(daemon):
 def test_session_example_runs_as_documented(daemon):
     printed, documented = run_example(example("### A session in Python"), daemon.endpoint)
     assert printed == documented
+
+
+def test_verify_example_runs_as_documented(daemon):
+    printed, documented = run_example(example("### VERIFY → VERIFIED"), daemon.endpoint)
+    assert printed == documented == ["0x94 2 [3, 3, 1]"]
