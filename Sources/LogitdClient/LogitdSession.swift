@@ -20,6 +20,17 @@ public struct StepEvent: Sendable {
     public var isDone: Bool { summary.isDone }
 }
 
+/// What a VERIFY returned: how many draft tokens were accepted, and the tokens emitted (the
+/// accepted ones and the correction or bonus token) as a step's event.
+public struct VerifyEvent: Sendable {
+    public let accepted: Int
+    public let sequence: Int
+    public let step: StepEvent
+
+    public var tokens: [SequenceToken] { step.tokens }
+    public var isDone: Bool { step.isDone }
+}
+
 /// A decoding session on a logitd daemon. Call `step` once per model step until `isDone`.
 ///
 /// Rows: for greedy and sampling, one per unfinished sequence, in ascending sequence number
@@ -146,12 +157,39 @@ public final class LogitdSession {
                 ($0.element.score ?? 0) > ($1.element.score ?? 0) || (($0.element.score ?? 0) == ($1.element.score ?? 0) && $0.offset < $1.offset)
             }.prefix(parameters.beamWidth).map(\.element)
         }
-        nextStep += 1
+        // Greedy/sample: the step index is the longest sequence's length (one more per STEP, the
+        // tokens returned per VERIFY); beam: steps decoded.
+        nextStep = event.summary.kind == .sequences ? sequences.map(\.count).max() ?? 0 : nextStep + 1
         if event.isDone {
             isDone = true
             result = event.result
         }
         return event
+    }
+
+    /// VERIFY (speculative decoding) for sequence `sequence`: the k draft tokens, the target's
+    /// k + 1 float32 rows (row i scored after the first i draft tokens), and the draft's
+    /// probabilities at each of the k positions (k × vocab_size), or nil for a point mass on each
+    /// draft token. `mask`: k + 1 mask rows, or one for all. The event holds the accepted tokens
+    /// and one more; the session advances by them.
+    @discardableResult
+    public func verify(draftTokens: [Int], targetRows: [Float], draftProbabilities: [Float]? = nil, sequence: Int = 0,
+                       mask: [UInt32]? = nil) throws(LogitdClientError) -> VerifyEvent {
+        let vocab = parameters.vocabSize
+        precondition(!draftTokens.isEmpty && targetRows.count == (draftTokens.count + 1) * vocab, "k + 1 target rows of vocab_size")
+        precondition(draftProbabilities == nil || draftProbabilities!.count == draftTokens.count * vocab, "k draft rows of vocab_size")
+        let descriptor = VerifyDescriptor(session: id, step: nextStep, sequence: sequence, dtype: .float32, draftLayout: draftProbabilities == nil ? .none : .dense,
+                                          draftTokens: draftTokens.count, vocab: vocab)
+        let tokens = draftTokens.flatMap { token in (0..<4).map { UInt8(truncatingIfNeeded: UInt32(token) >> (8 * $0)) } }
+        var frames = [try client.message(descriptor.encoded), try client.message(tokens), try client.message(targetRows.withUnsafeBytes { Array($0) }),
+                      try client.message(draftProbabilities?.withUnsafeBytes { Array($0) } ?? [])]
+        if let mask { frames.append(try client.message(LogitdClient.maskBytes(mask))) }
+        let (_, body) = try client.exchange(.verify, frames: frames, expecting: [.verified], masked: mask != nil)
+        guard body.count == 4, let summary = try? body[0].withUnsafeBytes(VerifySummary.parse) else {
+            throw .unexpectedReply("a VERIFIED without its four frames")
+        }
+        let step = try apply([try client.message(Array(summary.step.encoded)), body[1], body[2], body[3]])
+        return VerifyEvent(accepted: summary.accepted, sequence: summary.sequence, step: step)
     }
 
     /// Steps until done, asking `model` for each step's float32 rows; returns every event.
