@@ -277,3 +277,18 @@ def test_beam_sessions_finished_sequences_and_wrong_steps_are_refused(daemon):
         with pytest.raises(LogitdError) as wrong:
             session.verify([1], np.stack([target([]), target([1])]), sequence=1)
         assert wrong.value.name == "WRONG_STEP"
+
+
+def test_the_speculative_example_accepts_drafts_and_follows_the_target(daemon):
+    import pathlib
+    import re
+    import subprocess
+    import sys
+    example = pathlib.Path(__file__).resolve().parents[1] / "examples" / "speculative.py"
+    run = subprocess.run([sys.executable, str(example), "--endpoint", daemon.endpoint, "--seeds", "400"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rate, per_pass = map(float, re.search(r"acceptance rate ([\d.]+), ([\d.]+) tokens per target pass", run.stdout).groups())
+    assert 0.3 < rate < 1 and per_pass > 2
+    statistics = [float(x) for x in re.findall(r"chi-square ([\d.]+) \(31 df\)", run.stdout)]
+    assert len(statistics) == 2 and all(x < 61.1 for x in statistics), run.stdout  # 0.999 quantile, 31 df
