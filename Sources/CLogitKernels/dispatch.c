@@ -143,4 +143,6 @@ void lk_candidate_weights(const lk_candidate *candidates, int64_t count, float s
 
 float lk_sum(const void *row, int64_t count, int dtype) { return kernels()->sum(row, count, dtype); }
 
+int64_t lk_distribution(const void *row, int64_t count, int dtype, double *sum) { return kernels()->distribution(row, count, dtype, sum); }
+
 float lk_exp(float x) { return kernels()->exp(x); }

@@ -271,6 +271,35 @@ INLINE float sum_body(view row, int64_t count, const int dtype) {
     return result;
 }
 
+/// Σ xᵢ in Double, and the first index whose element is not a probability (NaN or negative), or
+/// -1: the check of a draft distribution.
+INLINE int64_t distribution_body(view row, int64_t count, const int dtype, double *sum) {
+    f64x16 total = (f64x16)(0.0);
+    i32x16 invalid = (i32x16)(0);
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0;
+    while (index < vector_end) {
+        // Eight vectors summed in float (each lane adds eight values), then widened once.
+        const int64_t block_end = index + 128 < vector_end ? index + 128 : vector_end;
+        f32x16 block = splat(0);
+        for (; index < block_end; index += 16) {
+            const f32x16 v = load16(row, index, dtype);
+            invalid |= ~(v >= splat(0));
+            block += v;
+        }
+        total += __builtin_convertvector(block, f64x16);
+    }
+    double result = hsum64(total);
+    for (; index < count; index++) result += (double)load1(row, index, dtype);
+    *sum = result;
+    if (!lane_bits(invalid)) {
+        for (index = vector_end; index < count; index++) if (!(load1(row, index, dtype) >= 0)) return index;
+        return -1;
+    }
+    for (index = 0; index < count; index++) if (!(load1(row, index, dtype) >= 0)) return index;
+    return -1;
+}
+
 // MARK: Entry points: one specialisation per element type, with and without a mask, and for
 // scale 1 (no multiply) where a kernel scales.
 
@@ -353,6 +382,15 @@ static float LK_NAME(sum)(const void *row, int64_t count, int dtype) {
     }
 }
 
+static int64_t LK_NAME(distribution)(const void *row, int64_t count, int dtype, double *sum) {
+    const view plain = {row, NULL};
+    switch (dtype) {
+    case LK_F16: return distribution_body(plain, count, LK_F16, sum);
+    case LK_BF16: return distribution_body(plain, count, LK_BF16, sum);
+    default: return distribution_body(plain, count, LK_F32, sum);
+    }
+}
+
 static float LK_NAME(exp)(float x) { return exp1(x); }
 
 const lk_table LK_NAME(table) = {
@@ -365,5 +403,6 @@ const lk_table LK_NAME(table) = {
     .inverse_cdf = LK_NAME(inverse_cdf),
     .candidate_weights = LK_NAME(candidate_weights),
     .sum = LK_NAME(sum),
+    .distribution = LK_NAME(distribution),
     .exp = LK_NAME(exp),
 };

@@ -99,6 +99,16 @@ extension LogitRow {
     }
 }
 
+extension LogitRow {
+    /// Σ of the row's elements in Double, and the first element that is NaN or negative (nil when
+    /// none is): whether the row is a probability distribution.
+    func distributionCheck() -> (firstInvalid: Int?, sum: Double) {
+        var sum = 0.0
+        let invalid = lk_distribution(base, Int64(count), kernelType, &sum)
+        return (invalid < 0 ? nil : Int(invalid), sum)
+    }
+}
+
 /// e^x through the kernels' own polynomial, so that a scalar result agrees with the vector ones.
 @inline(__always)
 func exponential(_ x: Float) -> Float {

@@ -59,12 +59,10 @@ extension DraftDistribution {
         case .pointMass:
             return 1
         case .dense(let row):
-            var total = 0.0
-            for index in 0..<row.count {
+            let (invalid, total) = row.distributionCheck()
+            if let index = invalid {
                 let value = row[index]
-                if value.isNaN { throw .notANumber(position: position, token: index) }
-                if value < 0 { throw .negative(position: position, token: index, value: value) }
-                total += Double(value)
+                throw value.isNaN ? .notANumber(position: position, token: index) : .negative(position: position, token: index, value: value)
             }
             if !(row[token] > 0) { throw .zeroOnDraftToken(position: position, token: token) }
             (sum, tolerance) = (total, Self.sumTolerance(row.dtype))

@@ -73,6 +73,11 @@ enum Operation: String, CaseIterable {
     case minP = "min_p"
     case topP = "top_p"
     case chain, beam4, beam8
+    /// Speculative verification: VERIFY of k = 4 draft tokens (5 target rows, 4 dense draft rows
+    /// checked as distributions, every draft token accepted, then the bonus token) under the
+    /// default chain, beside five plain sampling steps of the same chain on the same rows.
+    case verify4
+    case sample5
     /// The same under an allowed-token mask: as a JSON grammar inside a string (3% of the tokens,
     /// at random, disallowed: those holding a quote, a backslash or a control character), at a
     /// structural position (64 tokens allowed), and every other token (the worst case: no group of
@@ -104,6 +109,10 @@ final class RowBench {
         return copies[turn]
     }
     let beamRows: [UInt8]
+    /// Four draft rows of probabilities: ε on the argmax of target row i (which every chain keeps),
+    /// the rest spread evenly, so that every draft token is accepted.
+    let draftRows: [UInt8]
+    let draftTokens: [Int]
     let workspace = Workspace()
     /// Allowed-token bitmasks over the row.
     let masks: [BenchMask: [UInt32]]
@@ -131,7 +140,13 @@ final class RowBench {
         }
         let encoded = Self.encode(row(), dtype)
         copies = [encoded, encoded]
-        beamRows = (0..<8).flatMap { _ in Self.encode(row(), dtype) }
+        let rows = (0..<8).map { _ in row() }
+        beamRows = rows.flatMap { Self.encode($0, dtype) }
+        draftTokens = rows.prefix(4).map { row in row.indices.max { row[$0] < row[$1] }! }
+        let epsilon: Float = 1e-6
+        draftRows = draftTokens.flatMap { token in
+            Self.encode((0..<vocab).map { $0 == token ? epsilon : (1 - epsilon) / Float(vocab - 1) }, dtype)
+        }
         output = [Float](repeating: 0, count: vocab)
         let words = LogitRow.maskByteCount(count: vocab) / 4
         var inString = [UInt32](repeating: .max, count: words)
@@ -206,6 +221,36 @@ final class RowBench {
         }
     }
 
+    private func speculative(verify: Bool) -> () -> Void {
+        var settings = ProcessorSettings()
+        settings.temperature = 0.8; settings.topK = 40; settings.topP = 0.95; settings.minP = 0.05
+        let selector = TokenSelector(settings: settings, seed: 1)
+        let rowBytes = vocab * dtype.byteWidth
+        return { [self] in
+            step += 1
+            beamRows.withUnsafeBytes { raw in
+                draftRows.withUnsafeBytes { drafts in
+                    let targets = (0..<5).map { LogitRow(bytes: UnsafeRawBufferPointer(rebasing: raw[($0 * rowBytes)..<(($0 + 1) * rowBytes)]), dtype: dtype) }
+                    if verify {
+                        let distributions = (0..<4).map { DraftDistribution.dense(LogitRow(bytes: UnsafeRawBufferPointer(rebasing: drafts[($0 * rowBytes)..<(($0 + 1) * rowBytes)]), dtype: dtype)) }
+                        let sums = distributions.enumerated().map { try! $1.validated(position: $0, token: draftTokens[$0]) }
+                        let result = try! selector.verify(draft: draftTokens, targets: targets.map(TargetRow.dense), distributions: distributions, sums: sums,
+                                                          history: TokenHistory(), stop: StopConditions(maxNewTokens: 1000), sequence: 0, alternatives: 0, workspace: workspace)
+                        precondition(result.accepted == 4, "the bench's drafts are built to be accepted")
+                        blackHole(result.tokens[4].token)
+                    } else {
+                        var history = TokenHistory()
+                        for row in targets {
+                            let choice = try! selector.choose(from: row, history: history, sequence: 0, step: step, workspace: workspace)
+                            history.generated.append(choice.token)
+                            blackHole(choice.token)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     private func beamStep(width: Int) -> () -> Void {
         var settings = BeamSearchSettings(width: width, stop: StopConditions(eosTokens: [2], maxNewTokens: 1000))
         settings.numReturn = 1
@@ -251,6 +296,8 @@ final class RowBench {
         case .greedyMask: return greedy(masked: .inString)
         case .greedyMaskStructural: return greedy(masked: .structural)
         case .greedyMaskAlternating: return greedy(masked: .alternating)
+        case .verify4: return speculative(verify: true)
+        case .sample5: return speculative(verify: false)
         case .beam4: return beamStep(width: 4)
         case .beam8: return beamStep(width: 8)
         }

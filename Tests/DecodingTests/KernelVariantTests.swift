@@ -50,6 +50,8 @@ struct KernelVariantTests {
             try output.withUnsafeMutableBufferPointer { out in
                 try Softmax.probabilities(of: row, temperature: 0.8, into: out)
                 out.forEach(add)
+                // A draft distribution's check: its sum, in Double.
+                add(try DraftDistribution.dense(LogitRow(bytes: UnsafeRawBufferPointer(out), dtype: .float32)).validated(position: 0, token: maximum.index))
                 try Softmax.logProbabilities(of: row, into: out)
                 out.forEach(add)
             }

@@ -77,6 +77,9 @@ int64_t lk_inverse_cdf(const void *row, int64_t count, int dtype, const uint32_t
 void lk_candidate_weights(const lk_candidate *candidates, int64_t count, float shift, float *out);
 /// The plain pass the benchmarks measure against: the sum of the row.
 float lk_sum(const void *row, int64_t count, int dtype);
+/// Σ xᵢ in Double into `sum`; returns the first index whose element is NaN or negative, or -1
+/// (a draft distribution's check).
+int64_t lk_distribution(const void *row, int64_t count, int dtype, double *sum);
 
 /// A cut in rank order (logit descending, token ascending among equals): tokens with a logit above
 /// `logit` are kept, and at `logit` those up to `last_tied_token`.
