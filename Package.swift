@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "logitd-bench",
             dependencies: [
-                "Decoding", "ZeroMQ", "LogitdProtocol",
+                "Decoding", "ZeroMQ", "LogitdProtocol", "LogitdClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -116,9 +116,9 @@ extension TokenSelector {
         var history = history
         var result = Verification(accepted: 0, tokens: [], alternatives: [], finishReason: nil)
         for position in 0...draft.count {
-            let target: TargetDistribution
+            let set: CandidateSet
             do throws(LogitRowError) {
-                target = TargetDistribution(try processed(targets[position], history: history, workspace: workspace))
+                set = try processed(targets[position], history: history, workspace: workspace)
             } catch {
                 throw .row(position, error)
             }
@@ -127,24 +127,26 @@ extension TokenSelector {
             var accepted = false
             if position == draft.count {
                 // Every draft token accepted: the bonus token, as a STEP would have chosen it here.
-                choice = generator.map { Sampler.sample(target.set, uniform: $0.uniform(sequence: sequence, step: at)) } ?? Sampler.greedy(target.set)
+                choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: at)) } ?? Sampler.greedy(set)
             } else if let generator {
+                let target = TargetDistribution(set)
                 let token = draft[position]
                 let q = distributions[position].lookup(draft: token, sum: sums[position])
                 if generator.uniform(sequence: sequence, step: at, draw: 1) < min(1, target.probability(of: token) / q(token)) {
                     choice = TokenChoice(token: token, logprob: target.logprob(of: token))
                     accepted = true
                 } else {
-                    let token = target.residualSample(minus: q, uniform: generator.uniform(sequence: sequence, step: at, draw: 2))
+                    let token = target.residualSample(minus: distributions[position], draft: token, sum: sums[position],
+                                                      uniform: generator.uniform(sequence: sequence, step: at, draw: 2))
                     choice = TokenChoice(token: token, logprob: target.logprob(of: token))
                 }
             } else {
-                choice = Sampler.greedy(target.set)
+                choice = Sampler.greedy(set)
                 accepted = choice.token == draft[position]
             }
             if accepted { result.accepted += 1 }
             result.tokens.append(choice)
-            result.alternatives.append(Sampler.alternatives(alternatives, of: target.set, workspace: workspace))
+            result.alternatives.append(Sampler.alternatives(alternatives, of: set, workspace: workspace))
             history.generated.append(choice.token)
             if let reason = stop.finishReason(history.generated) {
                 result.finishReason = reason
@@ -172,7 +174,7 @@ public enum VerificationError: Error, Equatable, Sendable {
 
 /// The processed target distribution at one position, normalised once.
 struct TargetDistribution {
-    let set: CandidateSet
+    private let set: CandidateSet
     private let shift: Float
     private let logTotal: Double
 
@@ -209,33 +211,52 @@ struct TargetDistribution {
     /// A token drawn from norm(max(0, p − q)) with one uniform draw, walking tokens in ascending
     /// order. Were every residual weight 0 (p ≤ q everywhere, which a rejection rules out but for
     /// rounding), it draws from p.
-    func residualSample(minus q: (Int) -> Double, uniform u: Double) -> Int {
-        var tokens: [Int] = []
-        var p: [Double] = []
+    func residualSample(minus q: DraftDistribution, draft: Int, sum: Double, uniform u: Double) -> Int {
         switch set {
         case .dense(let row, let scale):
+            if case .pointMass = q { return pointMassResidual(row, scale: scale, draft: draft, uniform: u) }
             var weights = [Float](repeating: 0, count: row.count)
             let total = weights.withUnsafeMutableBufferPointer { row.writeExponentials(shiftedBy: shift, scale: scale, into: $0) }
-            for (token, weight) in weights.enumerated() where weight > 0 {
-                tokens.append(token)
-                p.append(Double(weight) / total)
+            let qValue = q.lookup(draft: draft, sum: sum)
+            return weights.withUnsafeBufferPointer { w in
+                Self.walk(count: w.count, token: { $0 }, p: { Double(w[$0]) / total }, q: qValue, uniform: u)
             }
         case .sparse(let candidates):
-            let weights = Warpers.exponentialWeights(candidates, shift: shift)
+            let ordered = candidates.sorted { $0.token < $1.token }
+            let weights = Warpers.exponentialWeights(ordered, shift: shift)
             let total = weights.reduce(0.0) { $0 + Double($1) }
-            for (candidate, weight) in zip(candidates, weights).sorted(by: { $0.0.token < $1.0.token }) {
-                tokens.append(Int(candidate.token))
-                p.append(Double(weight) / total)
-            }
+            return Self.walk(count: ordered.count, token: { Int(ordered[$0].token) }, p: { Double(weights[$0]) / total },
+                             q: q.lookup(draft: draft, sum: sum), uniform: u)
         }
-        let residual = zip(tokens, p).map { max(0, $1 - q($0)) }
-        let weights = residual.contains { $0 > 0 } ? residual : p
-        let target = u * weights.reduce(0, +)
+    }
+
+    /// Two passes over the support (token order): the residual mass, then the walk to u × mass.
+    private static func walk(count: Int, token: (Int) -> Int, p: (Int) -> Double, q: (Int) -> Double, uniform u: Double) -> Int {
+        var mass = 0.0
+        for index in 0..<count { mass += max(0, p(index) - q(token(index))) }
+        let residual = mass > 0
+        let target = u * (residual ? mass : (0..<count).reduce(0.0) { $0 + p($1) })
         var cumulative = 0.0
-        for (index, weight) in weights.enumerated() {
+        var last = 0
+        for index in 0..<count {
+            let weight = residual ? max(0, p(index) - q(token(index))) : p(index)
+            guard weight > 0 else { continue }
             cumulative += weight
-            if cumulative > target { return tokens[index] }
+            last = index
+            if cumulative > target { return token(index) }
         }
-        return tokens[weights.lastIndex { $0 > 0 } ?? tokens.count - 1]
+        return token(last)
+    }
+
+    /// A point mass on the draft token d: the residual is p without d, renormalised. Two inverse-CDF
+    /// walks of the row: the first token whose running weight passes u × (total − w_d) if that
+    /// comes before d, else the first whose running weight passes it plus w_d (never d itself).
+    private func pointMassResidual(_ row: LogitRow, scale: Float, draft: Int, uniform u: Double) -> Int {
+        let total = row.sumOfExponentials(shiftedBy: shift, scale: scale)
+        let own = row[draft] == -.infinity ? 0 : Double(exponential((row[draft] - shift) * scale))
+        guard total - own > 0 else { return draft }
+        let target = u * (total - own)
+        let first = row.inverseCDF(shift: shift, scale: scale, target: target)
+        return first < draft ? first : row.inverseCDF(shift: shift, scale: scale, target: target + own)
     }
 }

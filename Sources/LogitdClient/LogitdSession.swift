@@ -181,8 +181,11 @@ public final class LogitdSession {
         let descriptor = VerifyDescriptor(session: id, step: nextStep, sequence: sequence, dtype: .float32, draftLayout: draftProbabilities == nil ? .none : .dense,
                                           draftTokens: draftTokens.count, vocab: vocab)
         let tokens = draftTokens.flatMap { token in (0..<4).map { UInt8(truncatingIfNeeded: UInt32(token) >> (8 * $0)) } }
-        var frames = [try client.message(descriptor.encoded), try client.message(tokens), try client.message(targetRows.withUnsafeBytes { Array($0) }),
-                      try client.message(draftProbabilities?.withUnsafeBytes { Array($0) } ?? [])]
+        func copied(_ values: [Float]) throws(LogitdClientError) -> Message {
+            let message = values.withUnsafeBytes { bytes in Result { () throws(ZMQError) in try Message(copying: bytes) } }
+            do { return try message.get() } catch { throw .transport(error) }
+        }
+        var frames = [try client.message(descriptor.encoded), try client.message(tokens), try copied(targetRows), try copied(draftProbabilities ?? [])]
         if let mask { frames.append(try client.message(LogitdClient.maskBytes(mask))) }
         let (_, body) = try client.exchange(.verify, frames: frames, expecting: [.verified], masked: mask != nil)
         guard body.count == 4, let summary = try? body[0].withUnsafeBytes(VerifySummary.parse) else {
