@@ -50,6 +50,23 @@ func batchFrames(mask: [UInt8]) -> [[UInt8]] {
     return masked([Header(type: .batchStep, requestID: 5).encoded, table, [UInt8](repeating: 0, count: 3 * 3 * 4)]) + [mask]
 }
 
+/// A VERIFY of k draft tokens over a vocab of 3 (k + 1 target rows unless told), no draft rows.
+func verifyFrames(k: Int = 2, sparseTargets: Bool = false, draftLayout: UInt8 = 0, targetRows: Int? = nil, draftBytes: Int = 0) -> [[UInt8]] {
+    var descriptor = VerifyDescriptor(session: 9, step: 0, sequence: 0, dtype: .float32, draftLayout: .none, draftTokens: k, vocab: 3).encoded
+    descriptor[17] = sparseTargets ? 1 : 0
+    descriptor[18] = draftLayout
+    return [Header(type: .verify, requestID: 3).encoded, descriptor, [UInt8](repeating: 0, count: 4 * k),
+            [UInt8](repeating: 0, count: (targetRows ?? k + 1) * 3 * 4), [UInt8](repeating: 0, count: draftBytes)]
+}
+
+/// A BATCH VERIFY with one k = 1 entry per session over a vocab of 3.
+func batchVerifyFrames(sessions: [UInt64], targetLayout: UInt8 = 0) -> [[UInt8]] {
+    var table = VerifyTable.encode(dtype: .float32, draftLayout: .none, vocab: 3, entries: sessions.map { .init(session: $0, step: 0, sequence: 0, draftTokens: 1) })
+    table[1] = targetLayout
+    return [Header(type: .batchVerify, requestID: 4).encoded, table, [UInt8](repeating: 0, count: 4 * sessions.count),
+            [UInt8](repeating: 0, count: sessions.count * 2 * 3 * 4), []]
+}
+
 @Suite("Wire protocol v1")
 struct ProtocolTests {
     @Test("the header is 16 little-endian bytes and parses back")
@@ -113,7 +130,17 @@ struct ProtocolTests {
             Refusal("mask flag without the mask frame", masked(decodeFrames()), .badFrameCount, "5 frames (header, rows descriptor, parameters, logits, mask)"),
             Refusal("mask frame of the wrong size", masked(decodeFrames()) + [[1, 0, 0, 0, 0]], .badShape, "the mask frame has 5 bytes; 2 rows × 1 words × 4 bytes is 8 (or one mask row for all: 4)"),
             Refusal("empty mask frame", masked(decodeFrames()) + [[]], .badShape, "the mask frame has 0 bytes"),
-            Refusal("mask flag on OPEN", [masked([Header(type: .open, requestID: 1).encoded])[0], Array("{}".utf8)], .unknownFlags, "DECODE, PROBS, STEP and BATCH STEP only"),
+            Refusal("mask flag on OPEN", [masked([Header(type: .open, requestID: 1).encoded])[0], Array("{}".utf8)], .unknownFlags, "DECODE, PROBS, STEP, BATCH STEP, VERIFY and BATCH VERIFY only"),
+            Refusal("VERIFY descriptor of the wrong size", [Header(type: .verify, requestID: 1).encoded, [1, 2, 3], [], [], []], .badDescriptor, "the verify descriptor has 3 bytes; it must have 32"),
+            Refusal("VERIFY with k = 0", verifyFrames(k: 0), .badShape, "k is 0 draft tokens; it must be between 1 and 32"),
+            Refusal("VERIFY with k above the limit", verifyFrames(k: 33), .badShape, "between 1 and 32"),
+            Refusal("VERIFY with an unknown draft layout", verifyFrames(draftLayout: 7), .badDescriptor, "unknown draft layout 7"),
+            Refusal("VERIFY with dense drafts for sparse targets", verifyFrames(sparseTargets: true, draftLayout: 1), .badDescriptor, "need dense target rows"),
+            Refusal("VERIFY with one target row too few", verifyFrames(targetRows: 2), .sizeMismatch, "3 rows × 3 vocab × 4 bytes (f32) is 36"),
+            Refusal("VERIFY with draft rows but layout 0", verifyFrames(draftBytes: 8), .sizeMismatch, "the draft rows frame has 8 bytes"),
+            Refusal("VERIFY with the mask flag and no mask", masked(verifyFrames()), .badFrameCount, "6 frames (header, verify descriptor, draft tokens, target rows, draft rows, mask)"),
+            Refusal("BATCH VERIFY naming a session twice", batchVerifyFrames(sessions: [4, 4]), .badDescriptor, "session 4 appears twice"),
+            Refusal("BATCH VERIFY with sparse targets", batchVerifyFrames(sessions: [4], targetLayout: 1), .badDescriptor, "dense target rows"),
             Refusal("batch mask of the wrong size", batchFrames(mask: [UInt8](repeating: 0xFF, count: 8)), .badShape, "the mask frame has 8 bytes; 3 rows × 1 words × 4 bytes is 12"),
         ]
     }()
@@ -159,6 +186,27 @@ struct ProtocolTests {
         try withParsed(batchFrames(mask: [5, 0, 0, 0])) { _, request in
             guard case .batchStep(let steps) = request else { Issue.record("not BATCH STEP"); return }
             #expect(steps.map { $0.mask.map(Array.init) } == [[5, 0, 0, 0], [5, 0, 0, 0]])
+        }
+    }
+
+    @Test("VERIFY's descriptor and draft tokens parse back; BATCH VERIFY slices its frames per entry")
+    func verifyLayout() throws {
+        let descriptor = VerifyDescriptor(session: 0x0102, step: 3, sequence: 1, dtype: .bfloat16, draftLayout: .sparse, draftTokens: 2, vocab: 5, draftCandidates: 4)
+        #expect(descriptor.encoded.count == 32)
+        #expect(try descriptor.encoded.withUnsafeBytes { try VerifyDescriptor.parse($0, limits: limits) } == descriptor)
+        var frames = verifyFrames(k: 2)
+        frames[2] = [7, 0, 0, 0, 1, 1, 0, 0]
+        try withParsed(frames) { _, request in
+            guard case .verify(let verify) = request else { Issue.record("not VERIFY"); return }
+            #expect(verify.draftTokens == [7, 257])
+        }
+        let table = VerifyTable.encode(dtype: .float32, draftLayout: .none, vocab: 3, entries: [.init(session: 1, step: 0, sequence: 0, draftTokens: 1), .init(session: 2, step: 5, sequence: 2, draftTokens: 2)])
+        let targets = (0..<5 * 3).flatMap { index in withUnsafeBytes(of: Float(index)) { Array($0) } }
+        try withParsed([Header(type: .batchVerify, requestID: 1).encoded, table, [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0], targets, []]) { _, request in
+            guard case .batchVerify(let entries) = request else { Issue.record("not BATCH VERIFY"); return }
+            #expect(entries.map(\.draftTokens) == [[1], [2, 3]])
+            #expect(entries.map(\.descriptor.sequence) == [0, 2] && entries.map(\.descriptor.step) == [0, 5])
+            #expect(entries[1].targetRow(0)[0] == 6)  // the second entry's rows start after the first's two
         }
     }
 

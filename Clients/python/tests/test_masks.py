@@ -223,7 +223,7 @@ def test_malformed_masks_get_named_errors(daemon):
         assert struct.unpack_from("<I", reply[1])[0] == 6  # BAD_FRAME_COUNT
         sock.send_multipart([header(HELLO, 8, MASK_FOLLOWS)])
         reply = sock.recv_multipart()
-        assert struct.unpack_from("<I", reply[1])[0] == 5 and b"DECODE, PROBS, STEP and BATCH STEP" in reply[1]  # UNKNOWN_FLAGS
+        assert struct.unpack_from("<I", reply[1])[0] == 5 and b"DECODE, PROBS, STEP, BATCH STEP, VERIFY and BATCH VERIFY" in reply[1]  # UNKNOWN_FLAGS
         sock.send_multipart([header(HELLO, 9, 0x0002)])
         assert struct.unpack_from("<I", sock.recv_multipart()[1])[0] == 5
     with Client(daemon.endpoint) as client:
