@@ -5,9 +5,13 @@ import Foundation
 #endif
 
 /// Any JSON value: what a parameters object is read into first, so that unknown keys can be named.
+/// Integers are kept exact (a seed is any u64): only numbers that are not integers, or do not fit
+/// 64 bits, become a Double.
 enum JSONValue: Decodable, Equatable {
     case null
     case bool(Bool)
+    case unsigned(UInt64)
+    case negative(Int64)
     case number(Double)
     case string(String)
     case array([JSONValue])
@@ -17,10 +21,32 @@ enum JSONValue: Decodable, Equatable {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(UInt64.self) { self = .unsigned(value) }
+        else if let value = try? container.decode(Int64.self) { self = .negative(value) }
         else if let value = try? container.decode(Double.self) { self = .number(value) }
         else if let value = try? container.decode(String.self) { self = .string(value) }
         else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
         else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    /// Any number, as a Double.
+    var double: Double? {
+        switch self {
+        case .unsigned(let value): Double(value)
+        case .negative(let value): Double(value)
+        case .number(let value): value
+        default: nil
+        }
+    }
+
+    /// An integer that fits Int exactly (a Double only when it is integral and below 2^53).
+    var exactInt: Int? {
+        switch self {
+        case .unsigned(let value): value <= UInt64(Int.max) ? Int(value) : nil
+        case .negative(let value): Int(value)
+        case .number(let value): value.rounded() == value && abs(value) < 9.0e15 ? Int(value) : nil
+        default: nil
+        }
     }
 
     /// Parses a frame that must hold a JSON object.
@@ -44,23 +70,23 @@ struct ParameterReader {
 
     func int(_ key: String) throws(ProtocolError) -> Int? {
         guard let value = object[key], value != .null else { return nil }
-        guard case .number(let number) = value, number.rounded() == number, abs(number) < 9.0e15 else {
-            throw ProtocolError(.badParameters, "\"\(key)\" must be an integer")
-        }
-        return Int(number)
+        guard let integer = value.exactInt else { throw ProtocolError(.badParameters, "\"\(key)\" must be an integer") }
+        return integer
     }
 
+    /// Exact for every integer written as one, 0 … 2^64 − 1.
     func uint64(_ key: String) throws(ProtocolError) -> UInt64? {
         guard let value = object[key], value != .null else { return nil }
-        guard case .number(let number) = value, number.rounded() == number, number >= 0, number < 1.8e19 else {
-            throw ProtocolError(.badParameters, "\"\(key)\" must be a non-negative integer")
+        switch value {
+        case .unsigned(let integer): return integer
+        case .number(let number) where number.rounded() == number && number >= 0 && number < 0x1p64: return UInt64(number)
+        default: throw ProtocolError(.badParameters, "\"\(key)\" must be an integer from 0 to 18446744073709551615")
         }
-        return UInt64(number)
     }
 
     func double(_ key: String) throws(ProtocolError) -> Double? {
         guard let value = object[key], value != .null else { return nil }
-        guard case .number(let number) = value else { throw ProtocolError(.badParameters, "\"\(key)\" must be a number") }
+        guard let number = value.double else { throw ProtocolError(.badParameters, "\"\(key)\" must be a number") }
         return number
     }
 
@@ -79,10 +105,8 @@ struct ParameterReader {
         guard case .array(let items) = value else { throw ProtocolError(.badParameters, "\"\(key)\" must be an array of integers") }
         var result: [Int] = []
         for item in items {
-            guard case .number(let number) = item, number.rounded() == number, abs(number) < 9.0e15 else {
-                throw ProtocolError(.badParameters, "\"\(key)\" must be an array of integers")
-            }
-            result.append(Int(number))
+            guard let integer = item.exactInt else { throw ProtocolError(.badParameters, "\"\(key)\" must be an array of integers") }
+            result.append(integer)
         }
         return result
     }
@@ -95,10 +119,8 @@ struct ParameterReader {
             guard case .array(let inner) = item else { throw ProtocolError(.badParameters, "\"\(key)\" must be an array of arrays of integers") }
             var sequence: [Int] = []
             for element in inner {
-                guard case .number(let number) = element, number.rounded() == number, abs(number) < 9.0e15 else {
-                    throw ProtocolError(.badParameters, "\"\(key)\" must be an array of arrays of integers")
-                }
-                sequence.append(Int(number))
+                guard let integer = element.exactInt else { throw ProtocolError(.badParameters, "\"\(key)\" must be an array of arrays of integers") }
+                sequence.append(integer)
             }
             result.append(sequence)
         }

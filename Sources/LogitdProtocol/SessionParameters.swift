@@ -82,7 +82,7 @@ public struct SessionParameters: Equatable, Sendable {
         if let value = try reader.ints("allowed_token_ids") { p.allowedTokens = value }
         if case .object(let biases)? = reader.object["logit_bias"] {
             for (key, value) in biases {
-                guard let token = Int(key), case .number(let bias) = value else {
+                guard let token = Int(key), let bias = value.double else {
                     throw ProtocolError(.badParameters, "\"logit_bias\" must map token ids (as strings) to numbers")
                 }
                 p.logitBias[token] = Float(bias)
@@ -301,7 +301,7 @@ public enum SessionHistory: Equatable, Sendable, Encodable {
         if case .array(let values)? = reader.object["logprob_sums"] {
             sums = []
             for value in values {
-                guard case .number(let number) = value else { throw ProtocolError(.badParameters, "\"history.logprob_sums\" must hold numbers") }
+                guard let number = value.double else { throw ProtocolError(.badParameters, "\"history.logprob_sums\" must hold numbers") }
                 sums.append(number)
             }
         }

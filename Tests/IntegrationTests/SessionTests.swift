@@ -62,21 +62,23 @@ struct SessionTests {
     func sequences(strategy: Strategy) throws {
         let daemon = try DaemonProcess()
         let client = try LogitdClient(endpoint: daemon.endpoint)
+        // 2^64 − 1: a seed is exact end to end (a Double would round it to 2^64).
+        let seed = UInt64.max
         let parameters = parameters(strategy) {
             $0.n = strategy == .sample ? 3 : 1
-            $0.seed = 99
+            $0.seed = seed
             $0.processors.temperature = 0.9
             $0.processors.topP = 0.9
             $0.processors.repetitionPenalty = 1.2
             $0.promptTokenIDs = [5, 6, 7]
         }
         let session = try client.open(parameters)
-        #expect(session.seed == 99)
+        #expect(session.seed == seed)
         var streamed: [[TokenChoice]] = Array(repeating: [], count: parameters.n)
         for event in try session.run(model: { rows(for: $0, vocab: Self.vocab) }) {
             for token in event.tokens { streamed[token.sequence].append(TokenChoice(token: token.token, logprob: token.logprob)) }
         }
-        let expected = try inProcess(parameters, seed: 99)
+        let expected = try inProcess(parameters, seed: seed)
         #expect(streamed == expected)
         let result = try #require(session.result)
         #expect(result.sequences.map(\.tokens) == expected.map { $0.map(\.token) })

@@ -210,6 +210,21 @@ struct ProtocolTests {
         }
     }
 
+    @Test("integers stay exact: seeds up to 2^64 − 1, and 2^53 + 1 not rounded; numbers of every form still read")
+    func exactIntegers() throws {
+        for (text, seed) in [("18446744073709551615", UInt64.max), ("9007199254740993", (1 << 53) + 1), ("0", 0), ("1e3", 1000)] {
+            let parameters = try Array("{\"vocab_size\":4,\"strategy\":\"sample\",\"seed\":\(text)}".utf8).withUnsafeBytes { try SessionParameters.parse($0, limits: limits) }
+            #expect(parameters.seed == seed, "\(text)")
+            #expect(String(decoding: parameters.resolvedJSON, as: UTF8.self).contains("\"seed\":\(seed)"))
+        }
+        let refused = #expect(throws: ProtocolError.self) {
+            try Array(#"{"vocab_size":4,"seed":18446744073709551616}"#.utf8).withUnsafeBytes { try SessionParameters.parse($0, limits: limits) }
+        }
+        #expect(refused?.message.contains("from 0 to 18446744073709551615") == true)
+        let mixed = try Array(#"{"vocab_size":4,"temperature":2,"top_p":0.5,"logit_bias":{"1":-3,"2":1.5},"max_new_tokens":7.0}"#.utf8).withUnsafeBytes { try SessionParameters.parse($0, limits: limits) }
+        #expect(mixed.processors.temperature == 2 && mixed.processors.topP == 0.5 && mixed.processors.logitBias == [1: -3, 2: 1.5] && mixed.maxNewTokens == 7)
+    }
+
     @Test("an empty parameters frame means every default")
     func defaultParameters() throws {
         let parameters = try [UInt8]().withUnsafeBytes(DecodeParameters.parse)

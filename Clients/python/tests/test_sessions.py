@@ -82,6 +82,27 @@ def test_sampling_is_reproducible_from_the_seed(daemon):
         assert isinstance(unseeded.seed, int) and unseeded.parameters["seed"] == unseeded.seed
 
 
+def test_seeds_are_exact_64_bit_integers_end_to_end(daemon):
+    """2^64 − 1 and 2^53 + 1 (which a Double would round to 2^53) come back exactly in OPENED, and a
+    session re-opened with a seed the daemon drew decodes the same tokens."""
+    with Client(daemon.endpoint) as client:
+        def sample(seed=None):
+            extra = {} if seed is None else {"seed": seed}
+            session = client.open(vocab_size=VOCAB, strategy="sample", n=4, max_new_tokens=12, **extra)
+            run(session)
+            return session.seed, session.parameters["seed"], session.sequences
+        for seed in [2**64 - 1, 2**53 + 1]:
+            echoed, resolved, tokens = sample(seed)
+            assert echoed == resolved == seed
+            assert sample(seed)[2] == tokens
+        assert sample(2**53 + 1)[2] != sample(2**53)[2], "2^53 + 1 is not rounded to 2^53"
+        drawn, _, tokens = sample()
+        assert sample(drawn)[2] == tokens
+        with pytest.raises(LogitdError) as refused:
+            client.open(vocab_size=VOCAB, strategy="sample", seed=2**64)
+        assert refused.value.name == "BAD_PARAMETERS" and "18446744073709551615" in refused.value.message
+
+
 def test_beam_session_returns_ranked_hypotheses(daemon):
     with Client(daemon.endpoint) as client:
         session = client.open(vocab_size=VOCAB, strategy="beam", beam_width=3, num_return=3, max_new_tokens=8,
