@@ -25,6 +25,12 @@ public struct RowMasks: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: frame[start..<(start + rowBytes)])
     }
 
+    /// The part of the frame for logits rows `rows` of a batch (the whole frame when one mask row
+    /// is shared), which the entry's session reads as its own mask frame.
+    public func frame(forRows rows: Range<Int>) -> UnsafeRawBufferPointer {
+        shared ? frame : UnsafeRawBufferPointer(rebasing: frame[(rows.lowerBound * rowBytes)..<(rows.upperBound * rowBytes)])
+    }
+
     /// Whether row `index`'s mask allows `token`.
     public func allows(_ token: Int, row index: Int) -> Bool {
         LogitRow.mask(mask(forRow: index).baseAddress!, allows: token)

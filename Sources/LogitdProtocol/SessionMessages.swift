@@ -362,13 +362,7 @@ public enum BatchTable {
 
     /// The distinct sessions of a table, as far as it can be read (for the broker's ordering).
     public static func sessionIDs(_ frame: UnsafeRawBufferPointer) -> [UInt64] {
-        guard frame.count >= headSize else { return [] }
-        let count = min(Int(frame.littleEndian(at: 4, as: UInt32.self)), (frame.count - headSize) / entrySize)
-        var seen = Set<UInt64>()
-        return (0..<count).compactMap { index in
-            let id = frame.littleEndian(at: headSize + index * entrySize, as: UInt64.self)
-            return seen.insert(id).inserted ? id : nil
-        }
+        tableSessionIDs(frame, headSize: headSize, entrySize: entrySize)
     }
 
     /// Parses the table and slices the logits frame (and the mask frame, if there is one: a mask row
@@ -415,9 +409,20 @@ public enum BatchTable {
         return entries.map { descriptor in
             let bytes = descriptor.payloadBytes
             defer { offset += bytes; row += descriptor.rows }
-            // Each entry gets its rows' mask rows, or the shared one (which its session reads as one for all).
-            let entryMask = masks.map { $0.shared ? $0.frame : UnsafeRawBufferPointer(rebasing: $0.frame[(row * $0.rowBytes)..<((row + descriptor.rows) * $0.rowBytes)]) }
-            return StepRequest(descriptor: descriptor, logits: UnsafeRawBufferPointer(rebasing: logits[offset..<(offset + bytes)]), mask: entryMask)
+            return StepRequest(descriptor: descriptor, logits: UnsafeRawBufferPointer(rebasing: logits[offset..<(offset + bytes)]),
+                               mask: masks?.frame(forRows: row..<(row + descriptor.rows)))
         }
+    }
+}
+
+/// The distinct session ids of a batch table (a head with the entry count at offset 4, then
+/// entries that start with their u64 session id), as far as the frame holds them.
+func tableSessionIDs(_ frame: UnsafeRawBufferPointer, headSize: Int, entrySize: Int) -> [UInt64] {
+    guard frame.count >= headSize else { return [] }
+    let count = min(Int(frame.littleEndian(at: 4, as: UInt32.self)), (frame.count - headSize) / entrySize)
+    var seen = Set<UInt64>()
+    return (0..<count).compactMap { index in
+        let id = frame.littleEndian(at: headSize + index * entrySize, as: UInt64.self)
+        return seen.insert(id).inserted ? id : nil
     }
 }

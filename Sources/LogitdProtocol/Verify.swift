@@ -226,13 +226,7 @@ public enum VerifyTable {
 
     /// The distinct sessions of a table, as far as it can be read (for the broker's ordering).
     public static func sessionIDs(_ frame: UnsafeRawBufferPointer) -> [UInt64] {
-        guard frame.count >= headSize else { return [] }
-        let count = min(Int(frame.littleEndian(at: 4, as: UInt32.self)), (frame.count - headSize) / entrySize)
-        var seen = Set<UInt64>()
-        return (0..<count).compactMap { index in
-            let id = frame.littleEndian(at: headSize + index * entrySize, as: UInt64.self)
-            return seen.insert(id).inserted ? id : nil
-        }
+        tableSessionIDs(frame, headSize: headSize, entrySize: entrySize)
     }
 
     /// Parses the table and slices the other frames into one VERIFY per entry. Targets are dense
@@ -275,11 +269,10 @@ public enum VerifyTable {
         var requests: [VerifyRequest] = []
         for descriptor in descriptors {
             let k = descriptor.draftTokens
-            // Each entry gets its rows' mask rows, or the shared one (which its session reads as one for all).
-            let entryMask = masks.map { $0.shared ? $0.frame : UnsafeRawBufferPointer(rebasing: $0.frame[(row * $0.rowBytes)..<((row + k + 1) * $0.rowBytes)]) }
             requests.append(try VerifyRequest(descriptor: descriptor, tokens: UnsafeRawBufferPointer(rebasing: tokens[tokenOffset..<(tokenOffset + 4 * k)]),
                                               targets: UnsafeRawBufferPointer(rebasing: targets[targetOffset..<(targetOffset + descriptor.targetBytes)]),
-                                              drafts: UnsafeRawBufferPointer(rebasing: drafts[draftOffset..<(draftOffset + descriptor.draftBytes)]), mask: entryMask))
+                                              drafts: UnsafeRawBufferPointer(rebasing: drafts[draftOffset..<(draftOffset + descriptor.draftBytes)]),
+                                              mask: masks?.frame(forRows: row..<(row + k + 1))))
             tokenOffset += 4 * k
             targetOffset += descriptor.targetBytes
             draftOffset += descriptor.draftBytes

@@ -65,45 +65,38 @@ public struct RequestHandler: Sendable {
             let (outcome, isDone) = try advance(step, workspace: workspace)
             return [Header(type: isDone ? .done : .stepTokens, requestID: header.requestID).encoded] + outcome
         case .batchStep(let steps):
-            // Each entry is a different session: they are decoded in parallel, one lane per core,
-            // each lane reusing one scratch Workspace for its entries — a fresh one per entry
-            // costs its allocation and first-touch page faults every time.
-            // A refused entry carries its ERROR body in place of its records.
-            let results = ResultSlots(count: steps.count)
-            let lanes = min(steps.count, ProcessInfo.processInfo.activeProcessorCount)
-            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-                let laneWorkspace = Workspace()
-                for index in stride(from: lane, to: steps.count, by: lanes) {
-                    do throws(ProtocolError) {
-                        results.set(index, try advance(steps[index], workspace: laneWorkspace).frames)
-                    } catch {
-                        results.set(index, [[], ErrorBody.encode(error), [], []])
-                    }
-                }
-            }
-            return [Header(type: .batchTokens, requestID: header.requestID).encoded] + results.frames.flatMap { $0 }
+            let frames = Self.inParallel(steps.count) { (index, workspace) throws(ProtocolError) in try advance(steps[index], workspace: workspace).frames }
+            return [Header(type: .batchTokens, requestID: header.requestID).encoded] + frames
         case .verify(let verify):
             return [Header(type: .verified, requestID: header.requestID).encoded] + (try self.verify(verify, workspace: workspace))
         case .batchVerify(let verifications):
-            // As BATCH STEP: entries in parallel, a refused entry's ERROR body in its place.
-            let results = ResultSlots(count: verifications.count)
-            let lanes = min(verifications.count, ProcessInfo.processInfo.activeProcessorCount)
-            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-                let laneWorkspace = Workspace()
-                for index in stride(from: lane, to: verifications.count, by: lanes) {
-                    do throws(ProtocolError) {
-                        results.set(index, try self.verify(verifications[index], workspace: laneWorkspace))
-                    } catch {
-                        results.set(index, [[], ErrorBody.encode(error), [], []])
-                    }
-                }
-            }
-            return [Header(type: .batchVerified, requestID: header.requestID).encoded] + results.frames.flatMap { $0 }
+            let frames = Self.inParallel(verifications.count) { (index, workspace) throws(ProtocolError) in try self.verify(verifications[index], workspace: workspace) }
+            return [Header(type: .batchVerified, requestID: header.requestID).encoded] + frames
         case .close(let id):
             let session = try sessions.session(id)
             sessions.end(id, .closed)
             return [Header(type: .closed, requestID: header.requestID).encoded, session.result.encoded]
         }
+    }
+
+    /// The four reply frames of each of `count` batch entries, in order. Each entry is a different
+    /// session: they are decoded in parallel, one lane per core, each lane reusing one scratch
+    /// Workspace for its entries — a fresh one per entry costs its allocation and first-touch page
+    /// faults every time. A refused entry carries its ERROR body in place of its records.
+    private static func inParallel(_ count: Int, _ entry: @escaping @Sendable (Int, Workspace) throws(ProtocolError) -> [[UInt8]]) -> [[UInt8]] {
+        let results = ResultSlots(count: count)
+        let lanes = min(count, ProcessInfo.processInfo.activeProcessorCount)
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            let workspace = Workspace()
+            for index in stride(from: lane, to: count, by: lanes) {
+                do throws(ProtocolError) {
+                    results.set(index, try entry(index, workspace))
+                } catch {
+                    results.set(index, [[], ErrorBody.encode(error), [], []])
+                }
+            }
+        }
+        return results.frames.flatMap { $0 }
     }
 
     /// One session step: its four reply frames, and whether it ended the session.

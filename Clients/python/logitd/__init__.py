@@ -17,80 +17,21 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-MAGIC = b"LGTD"
-PROTOCOL_VERSION = 1
-HEADER = struct.Struct("<4sBBHQ")
-DESCRIPTOR = struct.Struct("<BBHII")
+from .session import Session, StepResult, VerifyResult
+from .wire import (BATCH_STEP, BATCH_TOKENS, BATCH_VERIFIED, BATCH_VERIFY, BEAM_RECORD, CLOSE, CLOSED, DECODE, DESCRIPTOR,
+                   DONE, DRAFT_LAYOUTS, DTYPE_CODES, ERROR, ERROR_NAMES, FINISH_REASONS, HEADER, HELLO, MAGIC, MASK_FOLLOWS,
+                   OPEN, OPENED, PING, PONG, PROBABILITIES, PROBS, PROTOCOL_VERSION, SEQUENCE_RECORD, STEP, STEP_DESCRIPTOR,
+                   STEP_SUMMARY, STEP_TOKENS, TOKEN_RECORD, TOKENS, VERIFIED, VERIFY, VERIFY_DESCRIPTOR, VERIFY_SUMMARY,
+                   WELCOME, LogitdError, LogitdTimeout, encode_mask, encode_rows, header, to_bfloat16)
 
-HELLO, PING, DECODE, PROBS = 0x01, 0x02, 0x03, 0x04
-WELCOME, PONG, TOKENS, PROBABILITIES, ERROR = 0x81, 0x82, 0x83, 0x84, 0xFF
-OPEN, STEP, CLOSE = 0x10, 0x11, 0x13
-OPENED, STEP_TOKENS, BATCH_TOKENS, CLOSED, DONE = 0x90, 0x91, 0x92, 0x93, 0x9F
-BATCH_STEP = 0x12
-VERIFY, BATCH_VERIFY, VERIFIED, BATCH_VERIFIED = 0x14, 0x15, 0x94, 0x95
-
-DTYPE_CODES = {"f32": 1, "f16": 2, "bf16": 3}
-TOKEN_RECORD = np.dtype([("token", "<u4"), ("logprob", "<f4")])
-
-ERROR_NAMES = {
-    1: "MALFORMED_HEADER", 2: "BAD_MAGIC", 3: "UNSUPPORTED_VERSION", 4: "UNKNOWN_TYPE",
-    5: "UNKNOWN_FLAGS", 6: "BAD_FRAME_COUNT", 7: "BAD_DESCRIPTOR", 8: "BAD_SHAPE",
-    9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
-    13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
-    17: "NO_CANDIDATES", 18: "UNKNOWN_SESSION", 19: "SESSION_CLOSED", 20: "SESSION_EXPIRED",
-    21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS", 23: "BAD_DRAFT",
-}
-
-
-class LogitdError(Exception):
-    """The daemon answered with ERROR."""
-
-    def __init__(self, code: int, message: str):
-        self.code = code
-        self.name = ERROR_NAMES.get(code, f"UNKNOWN_ERROR_{code}")
-        self.message = message
-        super().__init__(f"{self.name}: {message}")
-
-
-class LogitdTimeout(Exception):
-    """No reply within the client's timeout."""
-
-
-MASK_FOLLOWS = 0x0001  # header flag: a mask frame follows the logits (DECODE, PROBS, STEP, BATCH STEP, VERIFY, BATCH VERIFY)
-
-
-def header(msg_type: int, request_id: int, flags: int = 0) -> bytes:
-    return HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, flags, request_id)
-
-
-def encode_mask(mask) -> bytes:
-    """An allowed-token bitmask as sent: uint32 or int32 words, shape (rows, ceil(V/32)) or
-    (ceil(V/32),) for every row; bit j of word w allows token 32*w + j (llguidance's layout)."""
-    mask = np.ascontiguousarray(mask)
-    if mask.dtype not in (np.uint32, np.int32):
-        raise ValueError("a mask is a uint32 or int32 array of ceil(vocab / 32) words per row")
-    return mask.view(np.uint32).astype("<u4", copy=False).tobytes()
-
-
-def to_bfloat16(array: np.ndarray) -> np.ndarray:
-    """float32 → bfloat16 bit patterns (uint16), rounding to nearest even, as the Swift client does."""
-    bits = np.ascontiguousarray(array, dtype="<f4").view("<u4").astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-    nan = np.isnan(array)
-    out = rounded.astype("<u2")
-    out[nan] = 0x7FC0
-    return out
-
-
-def encode_rows(logits: np.ndarray, dtype: str) -> bytes:
-    """Row-major little-endian bytes of a (rows, vocab) array in the wire dtype."""
-    if dtype == "f32":
-        return np.ascontiguousarray(logits, dtype="<f4").tobytes()
-    if dtype == "f16":
-        return np.ascontiguousarray(logits, dtype="<f2").tobytes()
-    if dtype == "bf16":
-        return to_bfloat16(np.asarray(logits, dtype=np.float32)).tobytes()
-    raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_CODES)}")
+__all__ = [  # the client, its sessions, and the wire's names (docs/PROTOCOL.md) for hand-built frames
+    "Client", "Session", "StepResult", "VerifyResult", "LogitdError", "LogitdTimeout", "encode_mask", "encode_rows", "header",
+    "to_bfloat16", "BATCH_STEP", "BATCH_TOKENS", "BATCH_VERIFIED", "BATCH_VERIFY", "BEAM_RECORD", "CLOSE", "CLOSED", "DECODE",
+    "DESCRIPTOR", "DONE", "DRAFT_LAYOUTS", "DTYPE_CODES", "ERROR", "ERROR_NAMES", "FINISH_REASONS", "HEADER", "HELLO", "MAGIC",
+    "MASK_FOLLOWS", "OPEN", "OPENED", "PING", "PONG", "PROBABILITIES", "PROBS", "PROTOCOL_VERSION", "SEQUENCE_RECORD", "STEP",
+    "STEP_DESCRIPTOR", "STEP_SUMMARY", "STEP_TOKENS", "TOKEN_RECORD", "TOKENS", "VERIFIED", "VERIFY", "VERIFY_DESCRIPTOR",
+    "VERIFY_SUMMARY", "WELCOME",
+]
 
 
 @dataclass
@@ -185,15 +126,7 @@ class Client:
             mask = np.concatenate([np.broadcast_to(np.full(words, 0xFFFFFFFF, np.uint32) if m is None else np.asarray(m).view(np.uint32),
                                                    (block.shape[0], words)) for m, block in zip(masks, blocks)])
         body = self.request(BATCH_STEP, [table, b"".join(encode_rows(block, dtype) for block in blocks)], BATCH_TOKENS, mask=mask)
-        results = []
-        for index, entry in enumerate(steps):
-            frames = body[4 * index:4 * index + 4]
-            if not frames[0]:
-                code, = struct.unpack_from("<I", frames[1])
-                results.append(LogitdError(code, frames[1][4:].decode("utf-8", "replace")))
-            else:
-                results.append(entry[0]._apply(frames))
-        return results
+        return _batch_results(body, [entry[0]._apply for entry in steps])
 
     def batch_verify(self, entries: list[tuple], dtype: str = "f32") -> list:
         """BATCH VERIFY: a VERIFY of each of several sessions (same vocab_size, dense target rows)
@@ -213,15 +146,7 @@ class Client:
         drafts = b"" if layout == "none" else b"".join(encode_rows(np.atleast_2d(q), dtype) for q in probs)
         body = self.request(BATCH_VERIFY, [table, b"".join(t.tobytes() for t in tokens), b"".join(encode_rows(r, dtype) for r in rows), drafts],
                             BATCH_VERIFIED)
-        results = []
-        for index, entry in enumerate(entries):
-            frames = body[4 * index:4 * index + 4]
-            if not frames[0]:
-                code, = struct.unpack_from("<I", frames[1])
-                results.append(LogitdError(code, frames[1][4:].decode("utf-8", "replace")))
-            else:
-                results.append(entry[0]._apply_verified(frames))
-        return results
+        return _batch_results(body, [entry[0]._apply_verified for entry in entries])
 
     def open(self, **parameters) -> "Session":
         """OPEN a decoding session; parameters as in docs/PROTOCOL.md (`vocab_size` is required)."""
@@ -262,212 +187,16 @@ class Client:
 
 # --- Sessions (docs/PROTOCOL.md, "Decoding sessions") -------------------------------------------
 
-STEP_DESCRIPTOR = struct.Struct("<QIBBHII")
-STEP_SUMMARY = struct.Struct("<QIIIBBH")
-VERIFY_DESCRIPTOR = struct.Struct("<QIIBBBBIII")
-VERIFY_SUMMARY = struct.Struct("<QIIIBBHII")
-DRAFT_LAYOUTS = {"none": 0, "dense": 1, "sparse": 2}
-SEQUENCE_RECORD = np.dtype([("sequence", "<u4"), ("token", "<u4"), ("logprob", "<f4"), ("finish", "u1"), ("pad", "V3")])
-BEAM_RECORD = np.dtype([("parent", "<u4"), ("token", "<u4"), ("score", "<f8")])
-FINISH_REASONS = {0: None, 1: "eos", 2: "stop_sequence", 3: "max_tokens"}
 
-
-@dataclass
-class StepResult:
-    """What one STEP returned."""
-    step: int
-    done: bool
-    kind: str                      # "sequences" or "beams"
-    tokens: list[dict]             # sequences: {"sequence", "token", "logprob", "finish_reason"}
-    beams: list[dict]              # beams: {"parent", "token", "score"}
-    alternatives: list[list[tuple[int, float]]]
-    stable_prefix_length: int
-    finished: list[dict]           # beams: hypotheses kept this step
-    result: dict | None            # the final result, once done
-
-
-@dataclass
-class VerifyResult:
-    """What one VERIFY returned: `accepted` draft tokens, then `tokens` — the accepted ones and
-    the correction (on a rejection) or bonus token (all accepted), unless a stop condition cut
-    the run — each {"sequence", "token", "logprob", "finish_reason"}."""
-    step: int
-    done: bool
-    sequence: int
-    accepted: int
-    tokens: list[dict]
-    alternatives: list[list[tuple[int, float]]]
-    result: dict | None
-
-
-class Session:
-    """A decoding session: `step(logits)` once per model step until `done`.
-
-    For greedy/sample, send one row per unfinished sequence (ascending sequence number); for beam,
-    one row per live beam, in the order of the last step's `beams` (`live_prefixes` gives the tokens
-    of each)."""
-
-    def __init__(self, client: "Client", opened: dict, auto_recover: bool = True):
-        self.client = client
-        self.id = opened["session"]
-        self.seed = opened["seed"]
-        self.parameters = opened["parameters"]
-        self.strategy = self.parameters["strategy"]
-        self.vocab_size = self.parameters["vocab_size"]
-        self.next_step = opened["step"]
-        self.done = False
-        self.result: dict | None = None
-        # When a daemon answers UNKNOWN_SESSION (it restarted, or is another one), re-open the
-        # session there from its history and retry the step: the tokens are the same.
-        self.auto_recover = auto_recover
-        n = self.parameters["n"] if self.strategy != "beam" else 1
-        self.sequences: list[list[int]] = [[] for _ in range(n)]
-        self.logprob_sums: list[float] = [0.0] * n
-        self.finished: list[str | None] = [None] * n
-        self.live_prefixes: list[list[int]] = [[]]  # beam search: the tokens of each live beam
-        self.live_scores: list[float] = [0.0]
-        self.kept: list[dict] = []                  # beam search: the kept hypotheses, best first
-
-    @property
-    def rows_expected(self) -> int:
-        if self.strategy == "beam":
-            return len(self.live_prefixes)
-        return sum(1 for reason in self.finished if reason is None)
-
-    def history(self) -> dict:
-        """Where the session stands, as OPEN's `history` takes it."""
-        if self.strategy == "beam":
-            beams = [{"tokens": p, "score": s} for p, s in zip(self.live_prefixes, self.live_scores)]
-            return {"beams": beams, "finished": self.kept}
-        return {"sequences": self.sequences, "logprob_sums": self.logprob_sums}
-
-    def recover(self) -> None:
-        """Re-open this session on the daemon from its history (same seed, same parameters)."""
-        parameters = dict(self.parameters, seed=self.seed, history=self.history())
-        body, = self.client.request(OPEN, [json.dumps(parameters).encode()], OPENED)
-        opened = json.loads(body)
-        assert opened["step"] == self.next_step, "the daemon continues where this session stands"
-        self.id = opened["session"]
-
-    def step(self, logits: np.ndarray, dtype: str = "f32", mask=None) -> StepResult:
-        """One step: a row per live sequence (beam: per live beam, in order), and optionally an
-        allowed-token mask per row or one for all (see encode_mask)."""
-        logits = np.asarray(logits)
-        if logits.ndim == 1:
-            logits = logits[None, :]
-        rows, vocab = logits.shape
-        frames = [None, encode_rows(logits, dtype)]
-        def send() -> list[bytes]:
-            frames[0] = STEP_DESCRIPTOR.pack(self.id, self.next_step, DTYPE_CODES[dtype], 0, 0, rows, vocab)
-            return self.client.request(STEP, frames, (STEP_TOKENS, DONE), mask=mask)
-        try:
-            body = send()
-        except LogitdError as error:
-            if not (self.auto_recover and error.name == "UNKNOWN_SESSION"):
-                raise
-            self.recover()
-            body = send()
-        return self._apply(body)
-
-    def step_sparse(self, tokens: np.ndarray, logits: np.ndarray, mask=None) -> StepResult:
-        """One step with rows given as candidates: `tokens` and `logits` of shape (rows, K); every
-        other token of a row is -inf. A model can send its top K instead of the whole vocabulary.
-        A mask spans the whole vocabulary; candidates it disallows are dropped."""
-        tokens = np.atleast_2d(np.asarray(tokens))
-        logits = np.atleast_2d(np.asarray(logits, dtype="<f4"))
-        rows, k = tokens.shape
-        pairs = np.empty((rows, k), dtype=[("token", "<u4"), ("logit", "<f4")])
-        pairs["token"], pairs["logit"] = tokens, logits
-        descriptor = STEP_DESCRIPTOR.pack(self.id, self.next_step, 1, 1, 0, rows, k)
-        return self._apply(self.client.request(STEP, [descriptor, pairs.tobytes()], (STEP_TOKENS, DONE), mask=mask))
-
-    def verify(self, draft_tokens, target_rows, draft_probs=None, sequence: int = 0, dtype: str = "f32", mask=None) -> "VerifyResult":
-        """VERIFY: speculative decoding for one sequence. `draft_tokens`: the k tokens a draft
-        proposed; `target_rows`: the target model's k + 1 rows (the row that scored draft token 1,
-        …, the row after the last); `draft_probs`: the draft's distribution at each of the k
-        positions — (k, vocab) probabilities, a (tokens, probs) pair of (k, K) arrays, or None for
-        a point mass on each draft token (n-gram or prompt lookup). `mask`: k + 1 mask rows or one
-        for all. Returns the accepted tokens and one more; the session advances by those."""
-        tokens = np.asarray(draft_tokens, dtype="<u4").ravel()
-        rows = np.atleast_2d(np.asarray(target_rows))
-        k = len(tokens)
-        if draft_probs is None:
-            layout, draft, candidates = "none", b"", 0
-        elif isinstance(draft_probs, tuple):
-            ids, probs = (np.atleast_2d(np.asarray(a)) for a in draft_probs)
-            pairs = np.empty(ids.shape, dtype=[("token", "<u4"), ("prob", "<f4")])
-            pairs["token"], pairs["prob"] = ids, probs
-            layout, draft, candidates = "sparse", pairs.tobytes(), ids.shape[1]
+def _batch_results(body: list[bytes], apply: list) -> list:
+    """A batch reply's four frames per entry, in order: each entry's result (`apply[i]` reads its
+    frames), or the LogitdError of an entry refused (an empty first frame, then its ERROR body)."""
+    results = []
+    for index, read in enumerate(apply):
+        frames = body[4 * index:4 * index + 4]
+        if frames[0]:
+            results.append(read(frames))
         else:
-            layout, draft, candidates = "dense", encode_rows(np.atleast_2d(draft_probs), dtype), 0
-        frames = [None, tokens.tobytes(), encode_rows(rows, dtype), draft]
-
-        def send() -> list[bytes]:
-            frames[0] = VERIFY_DESCRIPTOR.pack(self.id, self.next_step, sequence, DTYPE_CODES[dtype], 0, DRAFT_LAYOUTS[layout], 0,
-                                               k, rows.shape[1], candidates)
-            return self.client.request(VERIFY, frames, VERIFIED, mask=mask)
-        try:
-            body = send()
-        except LogitdError as error:
-            if not (self.auto_recover and error.name == "UNKNOWN_SESSION"):
-                raise
-            self.recover()
-            body = send()
-        return self._apply_verified(body)
-
-    def _apply_verified(self, body: list[bytes]) -> "VerifyResult":
-        summary, records, alternatives, extra = body
-        _, step, _, _, _, flags, per_record, sequence, accepted = VERIFY_SUMMARY.unpack(summary)
-        result = self._apply([summary[:STEP_SUMMARY.size], records, alternatives, extra])
-        return VerifyResult(step=step, done=result.done, sequence=sequence, accepted=accepted, tokens=result.tokens,
-                            alternatives=result.alternatives, result=result.result)
-
-    def _apply(self, body: list[bytes]) -> StepResult:
-        """Reads one step's four reply frames and updates the session's state."""
-        summary, records, alternatives, extra = body
-        session, step, count, stable, kind, flags, per_record = STEP_SUMMARY.unpack(summary)
-        done = bool(flags & 1)
-        result = StepResult(step=step, done=done, kind="beams" if kind == 1 else "sequences", tokens=[], beams=[],
-                            alternatives=[], stable_prefix_length=stable, finished=[], result=None)
-        if kind == 1:
-            for parent, token, score in np.frombuffer(records, dtype=BEAM_RECORD).tolist():
-                result.beams.append({"parent": parent, "token": token, "score": score})
-            self.live_prefixes = [self.live_prefixes[b["parent"]] + [b["token"]] for b in result.beams]
-            self.live_scores = [b["score"] for b in result.beams]
-            if extra and not done:
-                result.finished = json.loads(extra)["sequences"]
-                # The daemon keeps the best beam_width hypotheses, older first among equals.
-                merged = sorted(enumerate(self.kept + result.finished), key=lambda item: (-item[1]["score"], item[0]))
-                self.kept = [h for _, h in merged][:self.parameters["beam_width"]]
-        else:
-            for record in np.frombuffer(records, dtype=SEQUENCE_RECORD):
-                sequence, token = int(record["sequence"]), int(record["token"])
-                reason = FINISH_REASONS[int(record["finish"])]
-                result.tokens.append({"sequence": sequence, "token": token, "logprob": float(record["logprob"]),
-                                      "finish_reason": reason})
-                self.sequences[sequence].append(token)
-                self.logprob_sums[sequence] += float(record["logprob"])
-                self.finished[sequence] = reason
-            if per_record:
-                flat = np.frombuffer(alternatives, dtype=TOKEN_RECORD)
-                result.alternatives = [[(int(t), float(lp)) for t, lp in flat[i:i + per_record].tolist()]
-                                       for i in range(0, len(flat), per_record)]
-        if done:
-            result.result = json.loads(extra)
-            self.result = result.result
-            self.done = True
-        # Greedy/sample: the step index is the longest sequence's length (one more per STEP, the
-        # tokens returned per VERIFY); beam: steps decoded.
-        self.next_step = max(len(t) for t in self.sequences) if kind == 0 else self.next_step + 1
-        return result
-
-    def events(self, model):
-        """Steps until done, asking `model(session)` for each step's logits; yields every StepResult."""
-        while not self.done:
-            yield self.step(model(self))
-
-    def close(self) -> dict:
-        body, = self.client.request(CLOSE, [struct.pack("<Q", self.id)], CLOSED)
-        self.done = True
-        self.result = json.loads(body)
-        return self.result
+            code, = struct.unpack_from("<I", frames[1])
+            results.append(LogitdError(code, frames[1][4:].decode("utf-8", "replace")))
+    return results

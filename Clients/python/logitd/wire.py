@@ -1,0 +1,92 @@
+"""logitd's wire protocol (docs/PROTOCOL.md): message types, frame layouts, error names, and the
+encoding of rows and masks. Shared by the client and its sessions."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+MAGIC = b"LGTD"
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct("<4sBBHQ")
+DESCRIPTOR = struct.Struct("<BBHII")
+
+HELLO, PING, DECODE, PROBS = 0x01, 0x02, 0x03, 0x04
+WELCOME, PONG, TOKENS, PROBABILITIES, ERROR = 0x81, 0x82, 0x83, 0x84, 0xFF
+OPEN, STEP, CLOSE = 0x10, 0x11, 0x13
+OPENED, STEP_TOKENS, BATCH_TOKENS, CLOSED, DONE = 0x90, 0x91, 0x92, 0x93, 0x9F
+BATCH_STEP = 0x12
+VERIFY, BATCH_VERIFY, VERIFIED, BATCH_VERIFIED = 0x14, 0x15, 0x94, 0x95
+
+DTYPE_CODES = {"f32": 1, "f16": 2, "bf16": 3}
+TOKEN_RECORD = np.dtype([("token", "<u4"), ("logprob", "<f4")])
+
+ERROR_NAMES = {
+    1: "MALFORMED_HEADER", 2: "BAD_MAGIC", 3: "UNSUPPORTED_VERSION", 4: "UNKNOWN_TYPE",
+    5: "UNKNOWN_FLAGS", 6: "BAD_FRAME_COUNT", 7: "BAD_DESCRIPTOR", 8: "BAD_SHAPE",
+    9: "SIZE_MISMATCH", 10: "INVALID_LOGITS", 11: "ALL_MASKED", 12: "BAD_PARAMETERS",
+    13: "UNKNOWN_STRATEGY", 14: "MESSAGE_TOO_LARGE", 15: "SHUTTING_DOWN", 16: "INTERNAL",
+    17: "NO_CANDIDATES", 18: "UNKNOWN_SESSION", 19: "SESSION_CLOSED", 20: "SESSION_EXPIRED",
+    21: "WRONG_STEP", 22: "TOO_MANY_SESSIONS", 23: "BAD_DRAFT",
+}
+
+
+class LogitdError(Exception):
+    """The daemon answered with ERROR."""
+
+    def __init__(self, code: int, message: str):
+        self.code = code
+        self.name = ERROR_NAMES.get(code, f"UNKNOWN_ERROR_{code}")
+        self.message = message
+        super().__init__(f"{self.name}: {message}")
+
+
+class LogitdTimeout(Exception):
+    """No reply within the client's timeout."""
+
+
+MASK_FOLLOWS = 0x0001  # header flag: a mask frame follows the logits (DECODE, PROBS, STEP, BATCH STEP, VERIFY, BATCH VERIFY)
+
+
+def header(msg_type: int, request_id: int, flags: int = 0) -> bytes:
+    return HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, flags, request_id)
+
+
+def encode_mask(mask) -> bytes:
+    """An allowed-token bitmask as sent: uint32 or int32 words, shape (rows, ceil(V/32)) or
+    (ceil(V/32),) for every row; bit j of word w allows token 32*w + j (llguidance's layout)."""
+    mask = np.ascontiguousarray(mask)
+    if mask.dtype not in (np.uint32, np.int32):
+        raise ValueError("a mask is a uint32 or int32 array of ceil(vocab / 32) words per row")
+    return mask.view(np.uint32).astype("<u4", copy=False).tobytes()
+
+
+def to_bfloat16(array: np.ndarray) -> np.ndarray:
+    """float32 → bfloat16 bit patterns (uint16), rounding to nearest even, as the Swift client does."""
+    bits = np.ascontiguousarray(array, dtype="<f4").view("<u4").astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    nan = np.isnan(array)
+    out = rounded.astype("<u2")
+    out[nan] = 0x7FC0
+    return out
+
+
+def encode_rows(logits: np.ndarray, dtype: str) -> bytes:
+    """Row-major little-endian bytes of a (rows, vocab) array in the wire dtype."""
+    if dtype == "f32":
+        return np.ascontiguousarray(logits, dtype="<f4").tobytes()
+    if dtype == "f16":
+        return np.ascontiguousarray(logits, dtype="<f2").tobytes()
+    if dtype == "bf16":
+        return to_bfloat16(np.asarray(logits, dtype=np.float32)).tobytes()
+    raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_CODES)}")
+
+STEP_DESCRIPTOR = struct.Struct("<QIBBHII")
+STEP_SUMMARY = struct.Struct("<QIIIBBH")
+VERIFY_DESCRIPTOR = struct.Struct("<QIIBBBBIII")
+VERIFY_SUMMARY = struct.Struct("<QIIIBBHII")
+DRAFT_LAYOUTS = {"none": 0, "dense": 1, "sparse": 2}
+SEQUENCE_RECORD = np.dtype([("sequence", "<u4"), ("token", "<u4"), ("logprob", "<f4"), ("finish", "u1"), ("pad", "V3")])
+BEAM_RECORD = np.dtype([("parent", "<u4"), ("token", "<u4"), ("score", "<f8")])
+FINISH_REASONS = {0: None, 1: "eos", 2: "stop_sequence", 3: "max_tokens"}
