@@ -105,14 +105,18 @@ class Session:
         def send() -> list[bytes]:
             frames[0] = STEP_DESCRIPTOR.pack(self.id, self.next_step, DTYPE_CODES[dtype], 0, 0, rows, vocab)
             return self.client.request(STEP, frames, (STEP_TOKENS, DONE), mask=mask)
+        return self._apply(self._recovering(send))
+
+    def _recovering(self, send) -> list[bytes]:
+        """`send()`'s reply; when the daemon does not know the session (it restarted, or is
+        another one), the session is re-opened there from its history and sent again."""
         try:
-            body = send()
+            return send()
         except LogitdError as error:
             if not (self.auto_recover and error.name == "UNKNOWN_SESSION"):
                 raise
             self.recover()
-            body = send()
-        return self._apply(body)
+            return send()
 
     def step_sparse(self, tokens: np.ndarray, logits: np.ndarray, mask=None) -> StepResult:
         """One step with rows given as candidates: `tokens` and `logits` of shape (rows, K); every
@@ -151,14 +155,7 @@ class Session:
             frames[0] = VERIFY_DESCRIPTOR.pack(self.id, self.next_step, sequence, DTYPE_CODES[dtype], 0, DRAFT_LAYOUTS[layout], 0,
                                                k, rows.shape[1], candidates)
             return self.client.request(VERIFY, frames, VERIFIED, mask=mask)
-        try:
-            body = send()
-        except LogitdError as error:
-            if not (self.auto_recover and error.name == "UNKNOWN_SESSION"):
-                raise
-            self.recover()
-            body = send()
-        return self._apply_verified(body)
+        return self._apply_verified(self._recovering(send))
 
     def _apply_verified(self, body: list[bytes]) -> "VerifyResult":
         summary, records, alternatives, extra = body
