@@ -77,6 +77,8 @@ enum Operation: String, CaseIterable {
     /// checked as distributions, every draft token accepted, then the bonus token) under the
     /// default chain, beside five plain sampling steps of the same chain on the same rows.
     case verify4
+    /// The same with sparse draft rows (two candidates each), which cost no pass over the vocabulary.
+    case verify4Sparse = "verify4_sparse"
     case sample5
     /// The same under an allowed-token mask: as a JSON grammar inside a string (3% of the tokens,
     /// at random, disallowed: those holding a quote, a backslash or a control character), at a
@@ -221,7 +223,7 @@ final class RowBench {
         }
     }
 
-    private func speculative(verify: Bool) -> () -> Void {
+    private func speculative(verify: Bool, sparseDrafts: Bool = false) -> () -> Void {
         var settings = ProcessorSettings()
         settings.temperature = 0.8; settings.topK = 40; settings.topP = 0.95; settings.minP = 0.05
         let selector = TokenSelector(settings: settings, seed: 1)
@@ -232,7 +234,11 @@ final class RowBench {
                 draftRows.withUnsafeBytes { drafts in
                     let targets = (0..<5).map { LogitRow(bytes: UnsafeRawBufferPointer(rebasing: raw[($0 * rowBytes)..<(($0 + 1) * rowBytes)]), dtype: dtype) }
                     if verify {
-                        let distributions = (0..<4).map { DraftDistribution.dense(LogitRow(bytes: UnsafeRawBufferPointer(rebasing: drafts[($0 * rowBytes)..<(($0 + 1) * rowBytes)]), dtype: dtype)) }
+                        let distributions = (0..<4).map { position in
+                            sparseDrafts
+                                ? DraftDistribution.sparse([Candidate(token: draftTokens[position], logit: 1e-6), Candidate(token: (draftTokens[position] + 1) % vocab, logit: 1 - 1e-6)])
+                                : DraftDistribution.dense(LogitRow(bytes: UnsafeRawBufferPointer(rebasing: drafts[(position * rowBytes)..<((position + 1) * rowBytes)]), dtype: dtype))
+                        }
                         let sums = distributions.enumerated().map { try! $1.validated(position: $0, token: draftTokens[$0]) }
                         let result = try! selector.verify(draft: draftTokens, targets: targets.map(TargetRow.dense), distributions: distributions, sums: sums,
                                                           history: TokenHistory(), stop: StopConditions(maxNewTokens: 1000), sequence: 0, alternatives: 0, workspace: workspace)
@@ -297,6 +303,7 @@ final class RowBench {
         case .greedyMaskStructural: return greedy(masked: .structural)
         case .greedyMaskAlternating: return greedy(masked: .alternating)
         case .verify4: return speculative(verify: true)
+        case .verify4Sparse: return speculative(verify: true, sparseDrafts: true)
         case .sample5: return speculative(verify: false)
         case .beam4: return beamStep(width: 4)
         case .beam8: return beamStep(width: 8)
