@@ -74,14 +74,25 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
     public var maxMessageBytes: Int
     /// Most draft tokens one VERIFY may carry (k).
     public var maxDraftTokens: Int
+    /// Per-session bounds, checked on OPEN: parallel sequences, beam width, alternatives per token,
+    /// tokens to generate, and elements in any list parameter (and in each of its sequences).
+    public var maxN: Int
+    public var maxBeamWidth: Int
+    public var maxLogprobs: Int
+    public var maxNewTokens: Int
+    public var maxListLength: Int
 
-    public static let defaultMaxDraftTokens = 32
-
-    public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int, maxDraftTokens: Int = defaultMaxDraftTokens) {
+    public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int, maxDraftTokens: Int = 32, maxN: Int = 256, maxBeamWidth: Int = 128,
+                maxLogprobs: Int = 20, maxNewTokens: Int = 1 << 20, maxListLength: Int = 1 << 20) {
         self.maxVocab = maxVocab
         self.maxRows = maxRows
         self.maxMessageBytes = maxMessageBytes
         self.maxDraftTokens = maxDraftTokens
+        self.maxN = maxN
+        self.maxBeamWidth = maxBeamWidth
+        self.maxLogprobs = maxLogprobs
+        self.maxNewTokens = maxNewTokens
+        self.maxListLength = maxListLength
     }
 
     enum CodingKeys: String, CodingKey {
@@ -89,14 +100,24 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         case maxRows = "max_rows"
         case maxMessageBytes = "max_message_bytes"
         case maxDraftTokens = "max_draft_tokens"
+        case maxN = "max_n"
+        case maxBeamWidth = "max_beam_width"
+        case maxLogprobs = "max_logprobs"
+        case maxNewTokens = "max_new_tokens"
+        case maxListLength = "max_list_length"
     }
 
-    /// Daemons from before VERIFY publish no max_draft_tokens.
+    /// Daemons from before VERIFY and the session bounds publish fewer keys: those read as 0.
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         maxVocab = try container.decode(Int.self, forKey: .maxVocab)
         maxRows = try container.decode(Int.self, forKey: .maxRows)
         maxMessageBytes = try container.decode(Int.self, forKey: .maxMessageBytes)
         maxDraftTokens = try container.decodeIfPresent(Int.self, forKey: .maxDraftTokens) ?? 0
+        maxN = try container.decodeIfPresent(Int.self, forKey: .maxN) ?? 0
+        maxBeamWidth = try container.decodeIfPresent(Int.self, forKey: .maxBeamWidth) ?? 0
+        maxLogprobs = try container.decodeIfPresent(Int.self, forKey: .maxLogprobs) ?? 0
+        maxNewTokens = try container.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? 0
+        maxListLength = try container.decodeIfPresent(Int.self, forKey: .maxListLength) ?? 0
     }
 }

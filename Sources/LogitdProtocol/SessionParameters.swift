@@ -44,8 +44,6 @@ public struct SessionParameters: Equatable, Sendable {
     ]
 
     /// Limits that keep one session's parameters from becoming a memory problem.
-    static let maxLogprobs = 20
-    static let maxParallel = 256
 
     /// Parses OPEN's parameters frame and checks every value against its domain.
     public static func parse(_ frame: UnsafeRawBufferPointer, limits: ProtocolLimits) throws(ProtocolError) -> SessionParameters {
@@ -126,13 +124,28 @@ public struct SessionParameters: Equatable, Sendable {
         } else if let value = reader.object["history"], value != .null {
             throw ProtocolError(.badParameters, "\"history\" must be an object")
         }
-        try parameters.validate()
+        try parameters.validate(limits: limits)
         return parameters
     }
 
-    /// Domain checks that span keys, and the engine's own validation.
-    public func validate() throws(ProtocolError) {
+    /// Domain checks that span keys, the engine's own validation, and the per-session bounds of
+    /// `limits` (WELCOME publishes them).
+    public func validate(limits: ProtocolLimits) throws(ProtocolError) {
         func refuse(_ message: String) -> ProtocolError { ProtocolError(.badParameters, message) }
+        func bound(_ name: String, _ value: Int, _ limit: Int, _ limitName: String) throws(ProtocolError) {
+            if value > limit { throw refuse("\"\(name)\" is \(value); the limit is \(limitName) = \(limit)") }
+        }
+        try bound("n", n, limits.maxN, "max_n")
+        if strategy == .beam { try bound("beam_width", beamWidth, limits.maxBeamWidth, "max_beam_width") }
+        try bound("logprobs", logprobs, limits.maxLogprobs, "max_logprobs")
+        try bound("max_new_tokens", maxNewTokens, limits.maxNewTokens, "max_new_tokens")
+        let lists = [("prompt_token_ids", promptTokenIDs.count), ("eos_token_ids", processors.eosTokens.count), ("banned_token_ids", processors.bannedTokens.count),
+                     ("allowed_token_ids", processors.allowedTokens?.count ?? 0), ("logit_bias", processors.logitBias.count)]
+        for (name, count) in lists { try bound(name, count, limits.maxListLength, "max_list_length") }
+        for (name, sequences) in [("stop_sequences", stopSequences), ("banned_sequences", processors.bannedSequences)] {
+            try bound(name, sequences.count, limits.maxListLength, "max_list_length")
+            for sequence in sequences { try bound("\(name) (one sequence's length)", sequence.count, limits.maxListLength, "max_list_length") }
+        }
         do throws(ParameterError) {
             try processors.validate(vocab: vocabSize)
             if strategy == .beam { try beamSettings.validate() }
@@ -140,9 +153,9 @@ public struct SessionParameters: Equatable, Sendable {
             throw refuse("\"\(error.name)\" \(error.rule)")
         }
         if maxNewTokens < 1 { throw refuse("\"max_new_tokens\" must be ≥ 1") }
-        if n < 1 || n > Self.maxParallel { throw refuse("\"n\" must be between 1 and \(Self.maxParallel)") }
+        if n < 1 { throw refuse("\"n\" must be ≥ 1") }
         if strategy == .beam && n != 1 { throw refuse("\"n\" is for greedy and sample; beam search returns \"num_return\" hypotheses") }
-        if logprobs < 0 || logprobs > Self.maxLogprobs { throw refuse("\"logprobs\" must be between 0 and \(Self.maxLogprobs)") }
+        if logprobs < 0 { throw refuse("\"logprobs\" must be ≥ 0") }
         for sequence in stopSequences where sequence.isEmpty || sequence.contains(where: { $0 < 0 || $0 >= vocabSize }) {
             throw refuse("\"stop_sequences\" must hold non-empty sequences of token ids below vocab_size")
         }

@@ -225,6 +225,26 @@ struct ProtocolTests {
         #expect(mixed.processors.temperature == 2 && mixed.processors.topP == 0.5 && mixed.processors.logitBias == [1: -3, 2: 1.5] && mixed.maxNewTokens == 7)
     }
 
+    @Test("every list parameter, and each sequence of a sequence list, is bounded by max_list_length")
+    func listLengths() throws {
+        let small = ProtocolLimits(maxVocab: 1000, maxRows: 8, maxMessageBytes: 16 * 1024, maxListLength: 3)
+        for (json, mentions) in [
+            (#""prompt_token_ids":[1,2,3,4]"#, #""prompt_token_ids" is 4; the limit is max_list_length = 3"#),
+            (#""eos_token_ids":[1,2,3,4]"#, #""eos_token_ids" is 4"#),
+            (#""banned_token_ids":[1,2,3,4]"#, #""banned_token_ids" is 4"#),
+            (#""allowed_token_ids":[1,2,3,4]"#, #""allowed_token_ids" is 4"#),
+            (#""logit_bias":{"1":1,"2":1,"3":1,"4":1}"#, #""logit_bias" is 4"#),
+            (#""stop_sequences":[[1],[2],[3],[4]]"#, #""stop_sequences" is 4"#),
+            (#""banned_sequences":[[1,2,3,4]]"#, #""banned_sequences (one sequence's length)" is 4"#),
+        ] {
+            let error = #expect(throws: ProtocolError.self) {
+                try Array("{\"vocab_size\":10,\(json)}".utf8).withUnsafeBytes { try SessionParameters.parse($0, limits: small) }
+            }
+            #expect(error?.code == .badParameters && error?.message.contains(mentions) == true, "\(String(describing: error))")
+        }
+        _ = try Array(#"{"vocab_size":10,"prompt_token_ids":[1,2,3],"stop_sequences":[[1,2,3]]}"#.utf8).withUnsafeBytes { try SessionParameters.parse($0, limits: small) }
+    }
+
     @Test("an empty parameters frame means every default")
     func defaultParameters() throws {
         let parameters = try [UInt8]().withUnsafeBytes(DecodeParameters.parse)

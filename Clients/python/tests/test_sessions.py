@@ -209,6 +209,16 @@ def test_session_errors_name_the_problem(daemon):
         assert unknown.value.name == "UNKNOWN_SESSION"
 
 
+def test_welcome_publishes_every_session_bound(daemon):
+    with Client(daemon.endpoint) as client:
+        limits = client.hello()["limits"]
+        assert {k: limits[k] for k in ["max_n", "max_beam_width", "max_logprobs", "max_new_tokens", "max_list_length", "max_draft_tokens"]} == {
+            "max_n": 256, "max_beam_width": 128, "max_logprobs": 20, "max_new_tokens": 2**20, "max_list_length": 2**20, "max_draft_tokens": 32}
+        # At each bound itself a session opens.
+        client.open(vocab_size=10, n=256, logprobs=20, max_new_tokens=2**20).close()
+        client.open(vocab_size=10, strategy="beam", beam_width=128, max_new_tokens=2).close()
+
+
 @pytest.mark.parametrize("parameters, mentions", [
     ({}, '"vocab_size" is required'),
     ({"vocab_size": 10, "temprature": 1}, 'unknown parameter "temprature"'),
@@ -218,6 +228,12 @@ def test_session_errors_name_the_problem(daemon):
     ({"vocab_size": 10, "banned_token_ids": [10]}, "outside the vocabulary"),
     ({"vocab_size": 10, "order": ["top_k", "warp_speed"]}, '"order"'),
     ({"vocab_size": 10, "n": 2, "strategy": "beam"}, '"n"'),
+    # The per-session bounds WELCOME publishes, refused past them, naming the limit (the list
+    # lengths are tested at the parser with small limits: a million-token list is slow to send).
+    ({"vocab_size": 10, "n": 257}, '"n" is 257; the limit is max_n = 256'),
+    ({"vocab_size": 10, "strategy": "beam", "beam_width": 129}, '"beam_width" is 129; the limit is max_beam_width = 128'),
+    ({"vocab_size": 10, "logprobs": 21}, '"logprobs" is 21; the limit is max_logprobs = 20'),
+    ({"vocab_size": 10, "max_new_tokens": 2**20 + 1}, '"max_new_tokens" is 1048577; the limit is max_new_tokens = 1048576'),
 ])
 def test_bad_open_parameters(daemon, parameters, mentions):
     with Client(daemon.endpoint) as client:
