@@ -86,7 +86,7 @@ extension ProcessorSettings {
             if history.generated.count < minNewTokens {
                 for token in eosTokens { target.setLogit(-.infinity, of: token) }
             }
-        case .temperature, .topK, .topP, .minP, .typicalP:
+        case .temperature, .topK, .topP, .minP, .typicalP, .epsilon, .eta:
             preconditionFailure("\(kind) is a warper, not an edit")
         }
     }

@@ -90,6 +90,8 @@ public struct LogitsPipeline: Sendable {
             case .topP: return .sparse(Warpers.topP(row, summary: summary, scale: scale, p: settings.topP, minKeep: minKeep, workspace: workspace))
             case .minP: return .sparse(Warpers.minP(row, summary: summary, scale: scale, minP: settings.minP, minKeep: minKeep, workspace: workspace))
             case .typicalP: return .sparse(Warpers.typical(set.materialized(), mass: settings.typicalP, minKeep: minKeep))
+            case .epsilon: return .sparse(Warpers.epsilon(row, summary: summary, scale: scale, cutoff: settings.epsilonCutoff, minKeep: minKeep, workspace: workspace))
+            case .eta: return .sparse(Warpers.eta(set.materialized(), cutoff: settings.etaCutoff, minKeep: minKeep))
             default: preconditionFailure("\(stage) is not a warper")
             }
         case .sparse(var candidates):
@@ -102,6 +104,8 @@ public struct LogitsPipeline: Sendable {
             case .topP: return .sparse(Warpers.topP(candidates, p: settings.topP, minKeep: minKeep))
             case .minP: return .sparse(Warpers.minP(candidates, minP: settings.minP, minKeep: minKeep))
             case .typicalP: return .sparse(Warpers.typical(candidates, mass: settings.typicalP, minKeep: minKeep))
+            case .epsilon: return .sparse(Warpers.epsilon(candidates, cutoff: settings.epsilonCutoff, minKeep: minKeep))
+            case .eta: return .sparse(Warpers.eta(candidates, cutoff: settings.etaCutoff, minKeep: minKeep))
             default: preconditionFailure("\(stage) is not a warper")
             }
         }

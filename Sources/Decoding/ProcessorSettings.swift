@@ -12,15 +12,17 @@ public enum ProcessorKind: String, CaseIterable, Sendable, Codable {
     case topP = "top_p"
     case minP = "min_p"
     case typicalP = "typical_p"
+    case epsilon
+    case eta
 
     /// The default order: edits that depend on the sequence so far, then the warpers, in
-    /// Hugging Face transformers' order (temperature, top-k, top-p, min-p, typical).
+    /// Hugging Face transformers' order (temperature, top-k, top-p, min-p, typical, epsilon, eta).
     public static let defaultOrder: [ProcessorKind] = allCases
 
     /// Stages that reshape the distribution for sampling; beam search and greedy skip them.
     public var isWarper: Bool {
         switch self {
-        case .temperature, .topK, .topP, .minP, .typicalP: true
+        case .temperature, .topK, .topP, .minP, .typicalP, .epsilon, .eta: true
         default: false
         }
     }
@@ -38,6 +40,12 @@ public struct ProcessorSettings: Equatable, Sendable {
     public var minP: Float = 0
     /// Keep the most typical tokens up to this mass (Meister et al. 2022); 1: off.
     public var typicalP: Float = 1
+    /// Epsilon sampling (Hewitt et al. 2022, transformers' EpsilonLogitsWarper): keep tokens whose
+    /// probability is at least this; 0: off.
+    public var epsilonCutoff: Float = 0
+    /// Eta sampling (the same paper, EtaLogitsWarper): keep tokens whose probability is at least
+    /// min(ε, √ε · e^−H), H the entropy; 0: off.
+    public var etaCutoff: Float = 0
     /// Warpers never leave fewer tokens than this.
     public var minTokensToKeep: Int = 1
     /// Divides positive / multiplies negative logits of every token already in the sequence
@@ -82,6 +90,8 @@ public struct ProcessorSettings: Equatable, Sendable {
         case .topP: topP < 1
         case .minP: minP > 0
         case .typicalP: typicalP < 1
+        case .epsilon: epsilonCutoff > 0
+        case .eta: etaCutoff > 0
         }
     }
 
@@ -103,6 +113,8 @@ public struct ProcessorSettings: Equatable, Sendable {
         try require(topP > 0 && topP <= 1, "top_p", "must be in (0, 1]")
         try require(minP >= 0 && minP <= 1, "min_p", "must be in [0, 1]")
         try require(typicalP > 0 && typicalP <= 1, "typical_p", "must be in (0, 1]")
+        try require(epsilonCutoff >= 0 && epsilonCutoff < 1, "epsilon_cutoff", "must be in [0, 1) (0 turns it off)")
+        try require(etaCutoff >= 0 && etaCutoff < 1, "eta_cutoff", "must be in [0, 1) (0 turns it off)")
         try require(minTokensToKeep >= 1, "min_tokens_to_keep", "must be ≥ 1")
         try require(repetitionPenalty.isFinite && repetitionPenalty > 0, "repetition_penalty", "must be a finite number > 0")
         try require(presencePenalty.isFinite, "presence_penalty", "must be finite")

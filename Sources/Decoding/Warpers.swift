@@ -82,7 +82,42 @@ enum Warpers {
         return candidates.indices.filter(keep.contains).map { candidates[$0] }
     }
 
+    /// HF EpsilonLogitsWarper: keep tokens whose probability is at least `cutoff`, and every token
+    /// at least as likely as the `minKeep`-th (ties included).
+    static func epsilon(_ candidates: [Candidate], cutoff: Float, minKeep: Int) -> [Candidate] {
+        probabilityCutoff(candidates, minKeep: minKeep) { _, _ in Double(cutoff) }
+    }
+
+    /// HF EtaLogitsWarper: the same with the cutoff min(ε, √ε · e^−H), H the entropy in nats.
+    static func eta(_ candidates: [Candidate], cutoff: Float, minKeep: Int) -> [Candidate] {
+        probabilityCutoff(candidates, minKeep: minKeep) { probabilities, logProbabilities in
+            var entropy = 0.0
+            for (p, logp) in zip(probabilities, logProbabilities) where p > 0 { entropy -= p * logp }
+            let epsilon = Double(cutoff)
+            return min(epsilon, epsilon.squareRoot() * Double.exp(-entropy))
+        }
+    }
+
+    private static func probabilityCutoff(_ candidates: [Candidate], minKeep: Int, cutoff: ([Double], [Double]) -> Double) -> [Candidate] {
+        guard let top = candidates.map(\.logit).max() else { return candidates }
+        let logTotal = Double.log(candidates.reduce(0.0) { $0 + Double.exp(Double($1.logit - top)) })
+        let logProbabilities = candidates.map { Double($0.logit - top) - logTotal }
+        let probabilities = logProbabilities.map { Double.exp($0) }
+        let threshold = cutoff(probabilities, logProbabilities)
+        let ranked = candidates.map(\.logit).sorted(by: >)
+        let kth = ranked[min(minKeep, ranked.count) - 1]
+        return candidates.indices.filter { probabilities[$0] >= threshold || candidates[$0].logit >= kth }.map { candidates[$0] }
+    }
+
     // MARK: Dense
+
+    /// epsilon without exp per token: p ≥ ε ⇔ x ≥ max + (ln ε + ln Σ) / scale, Σ the normaliser.
+    static func epsilon(_ row: LogitRow, summary: RowSummary, scale: Float, cutoff: Float, minKeep: Int, workspace: Workspace) -> [Candidate] {
+        let total = row.sumOfExponentials(shiftedBy: summary.maximum.value, scale: scale)
+        let threshold = summary.maximum.value + Float((Double.log(Double(cutoff)) + Double.log(total)) / Double(scale))
+        let survivors = row.collect(atLeast: threshold, summary: summary, scale: scale, workspace: workspace)
+        return survivors.count >= minKeep ? survivors : topK(row, summary: summary, scale: scale, k: minKeep, workspace: workspace)
+    }
 
     static func topK(_ row: LogitRow, summary: RowSummary, scale: Float, k: Int, workspace: Workspace) -> [Candidate] {
         row.collectTopK(min(k, row.count), summary: summary, scale: scale, workspace: workspace)

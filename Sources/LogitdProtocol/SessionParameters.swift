@@ -36,7 +36,7 @@ public struct SessionParameters: Equatable, Sendable {
 
     static let knownKeys: Set<String> = [
         "strategy", "vocab_size", "max_new_tokens", "min_new_tokens", "eos_token_ids", "stop_sequences",
-        "temperature", "top_k", "top_p", "min_p", "typical_p", "min_tokens_to_keep",
+        "temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "min_tokens_to_keep",
         "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
         "logit_bias", "banned_token_ids", "banned_sequences", "allowed_token_ids", "order",
         "n", "beam_width", "length_penalty", "early_stopping", "num_return", "length_offset",
@@ -68,6 +68,8 @@ public struct SessionParameters: Equatable, Sendable {
         if let value = try reader.float("top_p") { p.topP = value }
         if let value = try reader.float("min_p") { p.minP = value }
         if let value = try reader.float("typical_p") { p.typicalP = value }
+        if let value = try reader.float("epsilon_cutoff") { p.epsilonCutoff = value }
+        if let value = try reader.float("eta_cutoff") { p.etaCutoff = value }
         if let value = try reader.int("min_tokens_to_keep") { p.minTokensToKeep = value }
         if let value = try reader.float("repetition_penalty") { p.repetitionPenalty = value }
         if let value = try reader.float("presence_penalty") { p.presencePenalty = value }
@@ -215,6 +217,8 @@ private struct ResolvedParameters: Encodable {
         try c.encode(p.topP, forKey: Key("top_p"))
         try c.encode(p.minP, forKey: Key("min_p"))
         try c.encode(p.typicalP, forKey: Key("typical_p"))
+        try c.encode(p.epsilonCutoff, forKey: Key("epsilon_cutoff"))
+        try c.encode(p.etaCutoff, forKey: Key("eta_cutoff"))
         try c.encode(p.minTokensToKeep, forKey: Key("min_tokens_to_keep"))
         try c.encode(p.repetitionPenalty, forKey: Key("repetition_penalty"))
         try c.encode(p.presencePenalty, forKey: Key("presence_penalty"))

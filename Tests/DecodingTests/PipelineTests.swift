@@ -56,6 +56,11 @@ let chainCases: [ChainCase] = [
     ChainCase("top-p 0.95 dense, V=32,000 (thousands survive)", normal32k) { $0.topP = 0.95 },
     ChainCase("min-p 0.05 dense, V=32,000", normal32k) { $0.minP = 0.05 },
     ChainCase("typical 0.8 dense, V=1000", normal1000) { $0.typicalP = 0.8 },
+    ChainCase("epsilon 0.001 dense, V=1000", normal1000) { $0.epsilonCutoff = 0.001 },
+    ChainCase("epsilon 0.02 dense at temperature 0.7, V=32,000", normal32k) { $0.epsilonCutoff = 0.02; $0.temperature = 0.7 },
+    ChainCase("epsilon above every probability keeps min_tokens_to_keep (ties included)", small) { $0.epsilonCutoff = 0.9; $0.minTokensToKeep = 4 },
+    ChainCase("eta 0.01 dense, V=1000", normal1000) { $0.etaCutoff = 0.01 },
+    ChainCase("eta 0.3 keeping 3", small) { $0.etaCutoff = 0.3; $0.minTokensToKeep = 3 },
     ChainCase("default chain: T 0.8, top-k 40, top-p 0.95, min-p 0.05, V=32,000", normal32k) {
         $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.05
     },
@@ -68,6 +73,8 @@ let chainCases: [ChainCase] = [
     ChainCase("min-p then top-k keeping ties (sparse top-k)", small) { $0.minP = 0.001; $0.topK = 2; $0.order = [.minP, .topK] },
     ChainCase("top-k then min-p (sparse min-p)", normal1000) { $0.topK = 50; $0.minP = 0.3; $0.temperature = 1.5 },
     ChainCase("top-k then typical (sparse typical)", normal1000) { $0.topK = 60; $0.typicalP = 0.7 },
+    ChainCase("top-k then epsilon (sparse epsilon)", normal1000) { $0.topK = 60; $0.epsilonCutoff = 0.01 },
+    ChainCase("top-k then eta (sparse eta)", normal1000) { $0.topK = 60; $0.etaCutoff = 0.05; $0.temperature = 0.8 },
     ChainCase("top-k then top-p at temperature 0.6 (sparse top-p)", normal1000) { $0.topK = 80; $0.topP = 0.6; $0.temperature = 0.6 },
     ChainCase("edits after warpers (order overridden), V=1000", normal1000, history: TokenHistory(generated: [3, 3, 3])) {
         $0.topK = 10; $0.repetitionPenalty = 2; $0.logitBias = [Reference.argmax(normal1000.map(Double.init)): -100]
@@ -125,6 +132,8 @@ struct PipelineTests {
         let cases: [((inout ProcessorSettings) -> Void, String)] = [
             ({ $0.temperature = -1 }, "temperature"),
             ({ $0.topP = 0 }, "top_p"),
+            ({ $0.epsilonCutoff = 1 }, "epsilon_cutoff"),
+            ({ $0.etaCutoff = -0.1 }, "eta_cutoff"),
             ({ $0.topP = 1.5 }, "top_p"),
             ({ $0.minP = 2 }, "min_p"),
             ({ $0.topK = -3 }, "top_k"),

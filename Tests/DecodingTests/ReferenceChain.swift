@@ -81,6 +81,17 @@ enum ReferenceChain {
             let threshold = Double(s.minP) * p.max()!
             let kept = Set(descending(x).prefix(minKeep))
             for t in x.indices where p[t] < threshold && !kept.contains(t) { x[t] = -.infinity }
+        case .epsilon, .eta:
+            // HF EpsilonLogitsWarper / EtaLogitsWarper: remove p < cutoff unless at least as large
+            // as the minKeep-th largest score.
+            let p = softmax(x)
+            var cutoff = Double(s.epsilonCutoff)
+            if stage == .eta {
+                let entropy = -x.indices.reduce(0.0) { $0 + (p[$1] > 0 ? p[$1] * log(p[$1]) : 0) }
+                cutoff = min(Double(s.etaCutoff), Double(s.etaCutoff).squareRoot() * exp(-entropy))
+            }
+            let kth = x.sorted(by: >)[min(minKeep, x.count) - 1]
+            for t in x.indices where p[t] < cutoff && x[t] < kth { x[t] = -.infinity }
         case .typicalP:
             let p = softmax(x)
             let logp = p.map { log($0) }

@@ -35,6 +35,8 @@ let samplingCases: [SamplingCase] = [
     SamplingCase("top-p 0.8, a heavy boundary token", [3.0, 2.9, 2.0, 1.9, 1.0, 0.5, 0.0, -1.0] + RowCase.normal(50, sigma: 0.5, seed: 25).map { $0 - 3 }) { $0.topP = 0.8 },
     SamplingCase("min-p 0.1", RowCase.normal(400, sigma: 2, seed: 26)) { $0.minP = 0.1 },
     SamplingCase("typical 0.6", RowCase.normal(40, sigma: 1.5, seed: 27)) { $0.typicalP = 0.6 },
+    SamplingCase("epsilon 0.02", RowCase.normal(60, sigma: 1.5, seed: 31)) { $0.epsilonCutoff = 0.02 },
+    SamplingCase("eta 0.05 at temperature 0.8", RowCase.normal(60, sigma: 1.5, seed: 32)) { $0.etaCutoff = 0.05; $0.temperature = 0.8 },
     SamplingCase("default chain, f16, V=2000", RowCase.normal(2000, sigma: 2.5, seed: 28), dtype: .float16) {
         $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.05
     },

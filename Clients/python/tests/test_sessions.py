@@ -209,6 +209,25 @@ def test_session_errors_name_the_problem(daemon):
         assert unknown.value.name == "UNKNOWN_SESSION"
 
 
+@pytest.mark.parametrize("key, cutoff", [("epsilon_cutoff", 0.03), ("eta_cutoff", 0.2)])
+def test_epsilon_and_eta_sampling_draw_only_tokens_above_their_cutoff(daemon, key, cutoff):
+    """256 draws from one row through the daemon: every token drawn has probability at least the
+    cutoff (eta: min(ε, √ε·e^−H)), and the resolved parameters echo it."""
+    logits = toy_logits([3, 1]).astype(np.float64)
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    entropy = -(p * np.log(p)).sum()
+    threshold = cutoff if key == "epsilon_cutoff" else min(cutoff, np.sqrt(cutoff) * np.exp(-entropy))
+    assert 0 < (p < threshold).sum() < VOCAB - 1, "the cutoff removes some tokens, not all"
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=VOCAB, strategy="sample", seed=3, n=256, max_new_tokens=1, **{key: cutoff})
+        assert session.parameters[key] == pytest.approx(cutoff)
+        result = session.step(np.repeat(toy_logits([3, 1])[None, :], 256, axis=0))
+    drawn = {record["token"] for record in result.tokens}
+    assert all(p[token] >= threshold for token in drawn), sorted((p[t], t) for t in drawn)[:3]
+    assert len(drawn) > 1
+
+
 def test_welcome_publishes_every_session_bound(daemon):
     with Client(daemon.endpoint) as client:
         limits = client.hello()["limits"]
@@ -225,6 +244,7 @@ def test_welcome_publishes_every_session_bound(daemon):
     ({"vocab_size": 10, "strategy": "beam", "beam_width": 0}, "beam_width"),
     ({"vocab_size": 10, "early_stopping": "sometimes"}, "early_stopping"),
     ({"vocab_size": 10, "top_p": 0}, "top_p"),
+    ({"vocab_size": 10, "epsilon_cutoff": 1}, "epsilon_cutoff"),
     ({"vocab_size": 10, "banned_token_ids": [10]}, "outside the vocabulary"),
     ({"vocab_size": 10, "order": ["top_k", "warp_speed"]}, '"order"'),
     ({"vocab_size": 10, "n": 2, "strategy": "beam"}, '"n"'),
