@@ -176,6 +176,8 @@ public enum VerificationError: Error, Equatable, Sendable {
 struct TargetDistribution {
     private let set: CandidateSet
     private let shift: Float
+    /// Σ exp((x − shift) × scale) over the distribution, and its log.
+    private let total: Double
     private let logTotal: Double
 
     init(_ set: CandidateSet) {
@@ -183,12 +185,12 @@ struct TargetDistribution {
         switch set {
         case .dense(let row, let scale):
             // The pipeline validated the row: this cannot fail.
-            let (maximum, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
-            (shift, logTotal) = (maximum, Double.log(total))
+            (shift, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
         case .sparse(let candidates):
-            let top = candidates.map(\.logit).max()!
-            (shift, logTotal) = (top, Double.log(Warpers.exponentialWeights(candidates, shift: top).reduce(0.0) { $0 + Double($1) }))
+            shift = candidates.map(\.logit).max()!
+            total = Warpers.exponentialWeights(candidates, shift: shift).reduce(0.0) { $0 + Double($1) }
         }
+        logTotal = Double.log(total)
     }
 
     /// log p(token), as Sampler reports it (−inf outside the distribution).
@@ -216,16 +218,16 @@ struct TargetDistribution {
         case .dense(let row, let scale):
             if case .pointMass = q { return pointMassResidual(row, scale: scale, draft: draft, uniform: u) }
             var weights = [Float](repeating: 0, count: row.count)
-            let total = weights.withUnsafeMutableBufferPointer { row.writeExponentials(shiftedBy: shift, scale: scale, into: $0) }
+            let written = weights.withUnsafeMutableBufferPointer { row.writeExponentials(shiftedBy: shift, scale: scale, into: $0) }
             let qValue = q.lookup(draft: draft, sum: sum)
             return weights.withUnsafeBufferPointer { w in
-                Self.walk(count: w.count, token: { $0 }, p: { Double(w[$0]) / total }, q: qValue, uniform: u)
+                Self.walk(count: w.count, token: { $0 }, p: { Double(w[$0]) / written }, q: qValue, uniform: u)
             }
         case .sparse(let candidates):
             let ordered = candidates.sorted { $0.token < $1.token }
             let weights = Warpers.exponentialWeights(ordered, shift: shift)
-            let total = weights.reduce(0.0) { $0 + Double($1) }
-            return Self.walk(count: ordered.count, token: { Int(ordered[$0].token) }, p: { Double(weights[$0]) / total },
+            let inOrderTotal = weights.reduce(0.0) { $0 + Double($1) }
+            return Self.walk(count: ordered.count, token: { Int(ordered[$0].token) }, p: { Double(weights[$0]) / inOrderTotal },
                              q: q.lookup(draft: draft, sum: sum), uniform: u)
         }
     }
@@ -252,7 +254,6 @@ struct TargetDistribution {
     /// walks of the row: the first token whose running weight passes u × (total − w_d) if that
     /// comes before d, else the first whose running weight passes it plus w_d (never d itself).
     private func pointMassResidual(_ row: LogitRow, scale: Float, draft: Int, uniform u: Double) -> Int {
-        let total = row.sumOfExponentials(shiftedBy: shift, scale: scale)
         let own = row[draft] == -.infinity ? 0 : Double(exponential((row[draft] - shift) * scale))
         guard total - own > 0 else { return draft }
         let target = u * (total - own)

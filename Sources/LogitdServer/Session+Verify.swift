@@ -20,9 +20,7 @@ extension Session {
         guard case .sequences(let selector, var histories, var finished, var logprobSums) = state else {
             throw ProtocolError(.unknownStrategy, "VERIFY is defined for greedy and sampling sessions; session \(id) does beam search, for which speculative verification has no published semantics to match")
         }
-        guard descriptor.step == step else {
-            throw ProtocolError(.wrongStep, "session \(id) expects step \(step), got step \(descriptor.step)")
-        }
+        try check(step: descriptor.step, vocab: descriptor.vocab, sparse: descriptor.sparseTargets)
         let sequence = descriptor.sequence
         guard sequence < finished.count else {
             throw ProtocolError(.wrongStep, "session \(id) has \(finished.count) sequences; VERIFY names sequence \(sequence)")
@@ -31,13 +29,6 @@ extension Session {
             throw ProtocolError(.wrongStep, "sequence \(sequence) of session \(id) has finished (\(finished[sequence]!.rawValue))")
         }
         let vocab = parameters.vocabSize
-        if descriptor.sparseTargets {
-            guard descriptor.vocab <= vocab else {
-                throw ProtocolError(.badShape, "\(descriptor.vocab) candidates per target row; session \(id) has vocab_size \(vocab)")
-            }
-        } else if descriptor.vocab != vocab {
-            throw ProtocolError(.badShape, "vocab is \(descriptor.vocab); session \(id) was opened with vocab_size \(vocab)")
-        }
         let k = descriptor.draftTokens
         for (position, token) in request.draftTokens.enumerated() where token >= vocab {
             throw ProtocolError(.badDraft, "draft token \(token) at position \(position) is outside the vocabulary (0..<\(vocab))")
@@ -63,11 +54,7 @@ extension Session {
             records.append(SequenceToken(sequence: sequence, token: choice.token, logprob: choice.logprob, finishReason: reason))
         }
         finished[sequence] = verification.finishReason
-        state = .sequences(selector: selector, histories: histories, finished: finished, logprobSums: logprobSums)
-        let decoded = step
-        step = histories.map(\.generated.count).max() ?? 0
-        isDone = !finished.contains(nil)
-        let summary = StepSummary(session: id, step: decoded, records: records.count, stablePrefixLength: 0, kind: .sequences, isDone: isDone, alternatives: parameters.logprobs)
+        let summary = commit(selector, histories, finished, logprobSums, records: records.count)
         return VerifyOutcome(summary: VerifySummary(step: summary, sequence: sequence, accepted: verification.accepted), records: SequenceToken.encode(records),
                              alternatives: AlternativesBody.encode(verification.alternatives), json: isDone ? result.encoded : [])
     }
@@ -78,17 +65,7 @@ extension Session {
         var rows: [TargetRow] = []
         for index in 0...descriptor.draftTokens {
             if descriptor.sparseTargets {
-                var candidates: [Candidate]
-                do throws(SparseRowError) {
-                    candidates = try Workspace.sparseCandidates(request.targets, row: index, candidates: descriptor.vocab, vocab: parameters.vocabSize)
-                } catch {
-                    throw ProtocolError(.invalidLogits, "\(error)")
-                }
-                if let masks {
-                    candidates = candidates.filter { masks.allows(Int($0.token), row: index) }
-                    if candidates.isEmpty { throw ProtocolError(row: index, LogitRowError.allMasked) }
-                }
-                rows.append(.sparse(candidates))
+                rows.append(.sparse(try candidates(request.targets, row: index, perRow: descriptor.vocab, masks: masks)))
             } else {
                 let row = request.targetRow(index)
                 rows.append(.dense(masks.map { $0.masked(row, index) } ?? row))

@@ -68,16 +68,7 @@ final class Session {
     /// Decodes one step. Changes nothing when it throws.
     func advance(_ request: StepRequest, workspace: Workspace) throws(ProtocolError) -> StepOutcome {
         let descriptor = request.descriptor
-        guard descriptor.step == step else {
-            throw ProtocolError(.wrongStep, "session \(id) expects step \(step), got step \(descriptor.step)")
-        }
-        if descriptor.sparse {
-            guard descriptor.vocab <= parameters.vocabSize else {
-                throw ProtocolError(.badShape, "\(descriptor.vocab) candidates per row; session \(id) has vocab_size \(parameters.vocabSize)")
-            }
-        } else if descriptor.vocab != parameters.vocabSize {
-            throw ProtocolError(.badShape, "vocab is \(descriptor.vocab); session \(id) was opened with vocab_size \(parameters.vocabSize)")
-        }
+        try check(step: descriptor.step, vocab: descriptor.vocab, sparse: descriptor.sparse)
         guard descriptor.rows == expectedRows else {
             throw ProtocolError(.wrongStep, "session \(id) has \(expectedRows) live \(parameters.strategy == .beam ? "beams" : "sequences"); the step has \(descriptor.rows) rows")
         }
@@ -105,19 +96,7 @@ final class Session {
             var alternatives: [[TokenChoice]] = []
             var row = 0
             for sequence in finished.indices where finished[sequence] == nil {
-                var sparseCandidates: [Candidate]?
-                if descriptor.sparse {
-                    do throws(SparseRowError) {
-                        sparseCandidates = try Workspace.sparseCandidates(request.logits, row: row, candidates: descriptor.vocab, vocab: parameters.vocabSize)
-                    } catch {
-                        throw ProtocolError(.invalidLogits, "\(error)")
-                    }
-                    if let masks {
-                        sparseCandidates = sparseCandidates?.filter { masks.allows(Int($0.token), row: row) }
-                        // Nothing allowed: the same error as a dense row masked everywhere.
-                        if sparseCandidates?.isEmpty == true { throw ProtocolError(row: row, LogitRowError.allMasked) }
-                    }
-                }
+                let sparseCandidates = descriptor.sparse ? try candidates(request.logits, row: row, perRow: descriptor.vocab, masks: masks) : nil
                 // Draws are keyed by the token's position in its sequence, so that a VERIFY and a
                 // STEP at the same position draw alike.
                 let position = histories[sequence].generated.count
@@ -138,11 +117,7 @@ final class Session {
                 }
                 row += 1
             }
-            state = .sequences(selector: selector, histories: histories, finished: finished, logprobSums: logprobSums)
-            let decoded = step
-            step = histories.map(\.generated.count).max() ?? 0
-            isDone = !finished.contains(nil)
-            let summary = StepSummary(session: id, step: decoded, records: tokens.count, stablePrefixLength: 0, kind: .sequences, isDone: isDone, alternatives: parameters.logprobs)
+            let summary = commit(selector, histories, finished, logprobSums, records: tokens.count)
             return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: isDone ? result.encoded : [])
         case .beam(var search, let pipeline):
             let beamStep: BeamStep
@@ -162,6 +137,47 @@ final class Session {
             let kept = SessionResult(session: id, steps: step, sequences: beamStep.finished.map(Self.finished))
             return StepOutcome(summary: summary, records: BeamRecord.encode(records), alternatives: [], json: isDone ? result.encoded : kept.encoded)
         }
+    }
+
+    /// A STEP's or VERIFY's step index and row width against the session's: dense rows span its
+    /// vocabulary, sparse rows hold at most that many candidates.
+    func check(step requested: Int, vocab: Int, sparse: Bool) throws(ProtocolError) {
+        guard requested == step else {
+            throw ProtocolError(.wrongStep, "session \(id) expects step \(step), got step \(requested)")
+        }
+        if sparse {
+            guard vocab <= parameters.vocabSize else {
+                throw ProtocolError(.badShape, "\(vocab) candidates per row; session \(id) has vocab_size \(parameters.vocabSize)")
+            }
+        } else if vocab != parameters.vocabSize {
+            throw ProtocolError(.badShape, "vocab is \(vocab); session \(id) was opened with vocab_size \(parameters.vocabSize)")
+        }
+    }
+
+    /// Sparse row `row` of `pairs` as candidates, those its mask disallows dropped.
+    func candidates(_ pairs: UnsafeRawBufferPointer, row: Int, perRow: Int, masks: RowMasks?) throws(ProtocolError) -> [Candidate] {
+        var candidates: [Candidate]
+        do throws(SparseRowError) {
+            candidates = try Workspace.sparseCandidates(pairs, row: row, candidates: perRow, vocab: parameters.vocabSize)
+        } catch {
+            throw ProtocolError(.invalidLogits, "\(error)")
+        }
+        if let masks {
+            candidates = candidates.filter { masks.allows(Int($0.token), row: row) }
+            // Nothing allowed: the same error as a dense row masked everywhere.
+            if candidates.isEmpty { throw ProtocolError(row: row, LogitRowError.allMasked) }
+        }
+        return candidates
+    }
+
+    /// Stores a greedy/sampling step's new state; the step index becomes the longest sequence's
+    /// length. Returns the summary of the step just decoded.
+    func commit(_ selector: TokenSelector, _ histories: [TokenHistory], _ finished: [FinishReason?], _ logprobSums: [Double], records: Int) -> StepSummary {
+        state = .sequences(selector: selector, histories: histories, finished: finished, logprobSums: logprobSums)
+        let decoded = step
+        step = histories.map(\.generated.count).max() ?? 0
+        isDone = !finished.contains(nil)
+        return StepSummary(session: id, step: decoded, records: records, stablePrefixLength: 0, kind: .sequences, isDone: isDone, alternatives: parameters.logprobs)
     }
 
     /// Every sequence so far (greedy/sample), or the n best hypotheses (beam).

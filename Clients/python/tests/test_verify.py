@@ -22,12 +22,15 @@ def target(prefix: list[int]) -> np.ndarray:
     return _target(tuple(prefix))
 
 
+def prefix_seed(salt: int, prefix: tuple[int, ...]) -> int:
+    for token in prefix:
+        salt = (salt * 1_000_003 + token + 1) % 2**32
+    return salt
+
+
 @functools.lru_cache(maxsize=None)
 def _target(prefix: tuple[int, ...]) -> np.ndarray:
-    seed = 7
-    for token in prefix:
-        seed = (seed * 1_000_003 + token + 1) % 2**32
-    return np.random.default_rng(seed).normal(0, 1.5, VOCAB).astype(np.float32)
+    return np.random.default_rng(prefix_seed(7, prefix)).normal(0, 1.5, VOCAB).astype(np.float32)
 
 
 def draft_q(prefix: list[int]) -> np.ndarray:
@@ -37,10 +40,7 @@ def draft_q(prefix: list[int]) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _draft_q(prefix: tuple[int, ...]) -> np.ndarray:
-    seed = 99
-    for token in prefix:
-        seed = (seed * 1_000_003 + token + 1) % 2**32
-    logits = 0.6 * _target(prefix) + np.random.default_rng(seed).normal(0, 1, VOCAB)
+    logits = 0.6 * _target(prefix) + np.random.default_rng(prefix_seed(99, prefix)).normal(0, 1, VOCAB)
     q = np.exp(logits - logits.max())
     return (q / q.sum()).astype(np.float32)
 
