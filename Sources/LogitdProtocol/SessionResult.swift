@@ -1,0 +1,86 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Decoding
+/// A finished sequence or hypothesis as the JSON frames of TOKENS, DONE and CLOSED carry it.
+public struct FinishedSequence: Codable, Equatable, Sendable {
+    public var sequence: Int?
+    public var tokens: [Int]
+    public var finishReason: String?
+    public var logprobSum: Double
+    /// Beam search only: the length-normalised score.
+    public var score: Double?
+
+    public init(sequence: Int? = nil, tokens: [Int], finishReason: FinishReason?, logprobSum: Double, score: Double? = nil) {
+        self.sequence = sequence
+        self.tokens = tokens
+        self.finishReason = finishReason?.rawValue
+        self.logprobSum = logprobSum
+        self.score = score
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sequence, tokens, score
+        case finishReason = "finish_reason"
+        case logprobSum = "logprob_sum"
+    }
+}
+
+/// The JSON of DONE and CLOSED: every sequence (greedy/sample) or the n best hypotheses (beam).
+public struct SessionResult: Codable, Equatable, Sendable {
+    public var session: UInt64
+    public var steps: Int
+    public var sequences: [FinishedSequence]
+
+    public init(session: UInt64, steps: Int, sequences: [FinishedSequence]) {
+        self.session = session
+        self.steps = steps
+        self.sequences = sequences
+    }
+
+    public var encoded: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return Array(try! encoder.encode(self))
+    }
+
+    public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> SessionResult {
+        try decodeJSON(SessionResult.self, from: frame, what: "the session result")
+    }
+}
+
+/// The JSON of OPENED.
+public struct OpenedBody: Sendable {
+    public let session: UInt64
+    public let parameters: SessionParameters
+    public let seed: UInt64
+
+    public init(session: UInt64, parameters: SessionParameters, seed: UInt64) {
+        self.session = session
+        self.parameters = parameters
+        self.seed = seed
+    }
+
+    /// The step index the session continues with (non-zero for a recovered session).
+    public var step: Int { parameters.history?.step ?? 0 }
+
+    /// `{"parameters": {…}, "seed": …, "session": …, "step": …}`; the history is not echoed.
+    public var encoded: [UInt8] {
+        var echoed = parameters
+        echoed.history = nil
+        return Array("{\"parameters\":".utf8) + echoed.resolvedJSON + Array(",\"seed\":\(seed),\"session\":\(session),\"step\":\(step)}".utf8)
+    }
+}
+
+/// What a client needs from OPENED: the session id and the seed in use.
+public struct OpenedReply: Decodable, Equatable, Sendable {
+    public let session: UInt64
+    public let seed: UInt64
+    public let step: Int
+
+    public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> OpenedReply {
+        try decodeJSON(OpenedReply.self, from: frame, what: "OPENED's body")
+    }
+}
