@@ -143,6 +143,10 @@ void lk_candidate_weights(const lk_candidate *candidates, int64_t count, float s
 
 float lk_sum(const void *row, int64_t count, int dtype) { return kernels()->sum(row, count, dtype); }
 
+int64_t lk_count_at_least(const void *row, int64_t count, int dtype, const uint32_t *mask, float threshold) {
+    return kernels()->count_at_least(row, count, dtype, mask, threshold);
+}
+
 int64_t lk_distribution(const void *row, int64_t count, int dtype, double *sum) { return kernels()->distribution(row, count, dtype, sum); }
 
 float lk_exp(float x) { return kernels()->exp(x); }

@@ -271,6 +271,16 @@ INLINE float sum_body(view row, int64_t count, const int dtype) {
     return result;
 }
 
+/// How many elements are ≥ threshold (masked elements read as -inf): a token's rank.
+INLINE int64_t count_body(view row, int64_t count, const int dtype, float threshold) {
+    int64_t total = 0;
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0;
+    for (; index < vector_end; index += 16) total += __builtin_popcount(lane_bits(load16(row, index, dtype) >= threshold));
+    for (; index < count; index++) total += load1(row, index, dtype) >= threshold;
+    return total;
+}
+
 /// Σ xᵢ in Double, and the first index whose element is not a probability (NaN or negative), or
 /// -1: the check of a draft distribution.
 INLINE int64_t distribution_body(view row, int64_t count, const int dtype, double *sum) {
@@ -382,6 +392,10 @@ static float LK_NAME(sum)(const void *row, int64_t count, int dtype) {
     }
 }
 
+static int64_t LK_NAME(count_at_least)(const void *row, int64_t count, int dtype, const uint32_t *mask, float threshold) {
+    DISPATCH(count_body, threshold);
+}
+
 static int64_t LK_NAME(distribution)(const void *row, int64_t count, int dtype, double *sum) {
     const view plain = {row, NULL};
     switch (dtype) {
@@ -403,6 +417,7 @@ const lk_table LK_NAME(table) = {
     .inverse_cdf = LK_NAME(inverse_cdf),
     .candidate_weights = LK_NAME(candidate_weights),
     .sum = LK_NAME(sum),
+    .count_at_least = LK_NAME(count_at_least),
     .distribution = LK_NAME(distribution),
     .exp = LK_NAME(exp),
 };

@@ -14,6 +14,7 @@ typedef struct {
     int64_t (*inverse_cdf)(const void *, int64_t, int, const uint32_t *, float, float, double);
     void (*candidate_weights)(const lk_candidate *, int64_t, float, float *);
     float (*sum)(const void *, int64_t, int);
+    int64_t (*count_at_least)(const void *, int64_t, int, const uint32_t *, float);
     int64_t (*distribution)(const void *, int64_t, int, double *);
     float (*exp)(float);
 } lk_table;

@@ -24,13 +24,21 @@ public struct LogitsPipeline: Sendable {
         sampling ? stages.isEmpty : edits.isEmpty
     }
 
+    /// The stages that run: the edits, the warpers too when `sampling`, and without the stages
+    /// that remove tokens unless `truncating`.
+    private func running(sampling: Bool, truncating: Bool) -> [ProcessorKind] {
+        let chosen = sampling ? stages : edits
+        return truncating ? chosen : chosen.filter { !$0.truncates }
+    }
+
     /// Runs the chain on `row` for a sequence with `history`. Warpers run only when `sampling`
-    /// (greedy and beam search use the edits alone, as Hugging Face does). The result may point
-    /// into `workspace`: use it before the workspace's next use.
-    public func candidates(for row: LogitRow, history: TokenHistory, sampling: Bool, workspace: Workspace) throws(LogitRowError) -> CandidateSet {
+    /// (greedy and beam search use the edits alone, as Hugging Face does); without `truncating`,
+    /// the stages that remove tokens are skipped (the distribution of `logprobs_mode`
+    /// "temperature"). The result may point into `workspace`: use it before the workspace's next use.
+    public func candidates(for row: LogitRow, history: TokenHistory, sampling: Bool, truncating: Bool = true, workspace: Workspace) throws(LogitRowError) -> CandidateSet {
         var summary = try row.validatedSummary(workspace, slot: .pipelineBlocks)
         var set = CandidateSet.dense(row, scale: 1)
-        for stage in sampling ? stages : edits {
+        for stage in running(sampling: sampling, truncating: truncating) {
             switch (stage.isWarper, set) {
             case (false, .dense(let dense, let scale)):
                 let values = workspace.scratch(count: dense.count)
@@ -56,7 +64,7 @@ public struct LogitsPipeline: Sendable {
     /// Runs the chain on a row given as candidates (every other token -inf), without ever
     /// building the dense row: the result equals that of the dense row. `candidates` must hold
     /// distinct tokens; they are validated here (no NaN or +inf, not all -inf).
-    public func candidates(forSparse candidates: [Candidate], history: TokenHistory, sampling: Bool) throws(LogitRowError) -> CandidateSet {
+    public func candidates(forSparse candidates: [Candidate], history: TokenHistory, sampling: Bool, truncating: Bool = true) throws(LogitRowError) -> CandidateSet {
         guard !candidates.isEmpty else { throw .empty }
         for candidate in candidates {
             if candidate.logit.isNaN { throw .notANumber(index: Int(candidate.token)) }
@@ -64,7 +72,7 @@ public struct LogitsPipeline: Sendable {
         }
         var list = candidates.filter { $0.logit > -.infinity }.sorted { $0.token < $1.token }
         guard !list.isEmpty else { throw .allMasked }
-        for stage in sampling ? stages : edits {
+        for stage in running(sampling: sampling, truncating: truncating) {
             if stage.isWarper {
                 guard case .sparse(let warped) = warp(.sparse(list), stage, summary: nil, workspace: nil) else { continue }
                 list = warped

@@ -19,6 +19,9 @@ public enum ProcessorKind: String, CaseIterable, Sendable, Codable {
     /// Hugging Face transformers' order (temperature, top-k, top-p, min-p, typical, epsilon, eta).
     public static let defaultOrder: [ProcessorKind] = allCases
 
+    /// Warpers that remove tokens (every warper but temperature).
+    public var truncates: Bool { isWarper && self != .temperature }
+
     /// Stages that reshape the distribution for sampling; beam search and greedy skip them.
     public var isWarper: Bool {
         switch self {

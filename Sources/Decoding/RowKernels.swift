@@ -100,6 +100,11 @@ extension LogitRow {
 }
 
 extension LogitRow {
+    /// How many elements are ≥ `threshold` (masked ones read -inf).
+    func count(atLeast threshold: Float) -> Int {
+        Int(lk_count_at_least(base, Int64(count), kernelType, kernelMask, threshold))
+    }
+
     /// Σ of the row's elements in Double, and the first element that is NaN or negative (nil when
     /// none is): whether the row is a probability distribution.
     func distributionCheck() -> (firstInvalid: Int?, sum: Double) {

@@ -82,24 +82,6 @@ public struct TokenSelector: Sendable {
 
     /// Chooses the next token of sequence `sequence` at generation step `step`.
     public func choose(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, workspace: Workspace) throws(LogitRowError) -> TokenChoice {
-        try choose(from: row, history: history, sequence: sequence, step: step, alternatives: 0, workspace: workspace).choice
-    }
-
-    /// The same for a row given as distinct candidates (every other token -inf).
-    public func choose(fromSparse candidates: [Candidate], history: TokenHistory, sequence: Int, step: Int, alternatives: Int, workspace: Workspace) throws(LogitRowError) -> (choice: TokenChoice, alternatives: [TokenChoice]) {
-        let set = try pipeline.candidates(forSparse: candidates, history: history, sampling: generator != nil)
-        let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
-        return (choice, Sampler.alternatives(alternatives, of: set, workspace: workspace))
-    }
-
-    /// The same, with the `alternatives` most likely tokens of the distribution it chose from.
-    public func choose(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, alternatives: Int, workspace: Workspace) throws(LogitRowError) -> (choice: TokenChoice, alternatives: [TokenChoice]) {
-        if generator == nil && pipeline.isIdentity(sampling: false) {
-            // Plain greedy: one read of the row validates it and gives the argmax and its log p.
-            return (try Greedy.choose(from: row), Sampler.alternatives(alternatives, of: .dense(row, scale: 1), workspace: workspace))
-        }
-        let set = try pipeline.candidates(for: row, history: history, sampling: generator != nil, workspace: workspace)
-        let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
-        return (choice, Sampler.alternatives(alternatives, of: set, workspace: workspace))
+        try report(from: row, history: history, sequence: sequence, step: step, request: ReportRequest(), workspace: workspace).choice
     }
 }

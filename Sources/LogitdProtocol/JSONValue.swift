@@ -84,6 +84,12 @@ struct ParameterReader {
         }
     }
 
+    func bool(_ key: String) throws(ProtocolError) -> Bool? {
+        guard let value = object[key], value != .null else { return nil }
+        guard case .bool(let flag) = value else { throw ProtocolError(.badParameters, "\"\(key)\" must be true or false") }
+        return flag
+    }
+
     func double(_ key: String) throws(ProtocolError) -> Double? {
         guard let value = object[key], value != .null else { return nil }
         guard let number = value.double else { throw ProtocolError(.badParameters, "\"\(key)\" must be a number") }

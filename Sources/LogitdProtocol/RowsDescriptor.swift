@@ -79,11 +79,13 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
     public var maxN: Int
     public var maxBeamWidth: Int
     public var maxLogprobs: Int
+    /// Most named tokens whose log-probabilities a session reports (`logprob_token_ids`).
+    public var maxLogprobTokenIDs: Int
     public var maxNewTokens: Int
     public var maxListLength: Int
 
     public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int, maxDraftTokens: Int = 32, maxN: Int = 256, maxBeamWidth: Int = 128,
-                maxLogprobs: Int = 20, maxNewTokens: Int = 1 << 20, maxListLength: Int = 1 << 20) {
+                maxLogprobs: Int = 20, maxLogprobTokenIDs: Int = 256, maxNewTokens: Int = 1 << 20, maxListLength: Int = 1 << 20) {
         self.maxVocab = maxVocab
         self.maxRows = maxRows
         self.maxMessageBytes = maxMessageBytes
@@ -91,6 +93,7 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         self.maxN = maxN
         self.maxBeamWidth = maxBeamWidth
         self.maxLogprobs = maxLogprobs
+        self.maxLogprobTokenIDs = maxLogprobTokenIDs
         self.maxNewTokens = maxNewTokens
         self.maxListLength = maxListLength
     }
@@ -103,6 +106,7 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         case maxN = "max_n"
         case maxBeamWidth = "max_beam_width"
         case maxLogprobs = "max_logprobs"
+        case maxLogprobTokenIDs = "max_logprob_token_ids"
         case maxNewTokens = "max_new_tokens"
         case maxListLength = "max_list_length"
     }
@@ -117,6 +121,7 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         maxN = try container.decodeIfPresent(Int.self, forKey: .maxN) ?? 0
         maxBeamWidth = try container.decodeIfPresent(Int.self, forKey: .maxBeamWidth) ?? 0
         maxLogprobs = try container.decodeIfPresent(Int.self, forKey: .maxLogprobs) ?? 0
+        maxLogprobTokenIDs = try container.decodeIfPresent(Int.self, forKey: .maxLogprobTokenIDs) ?? 0
         maxNewTokens = try container.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? 0
         maxListLength = try container.decodeIfPresent(Int.self, forKey: .maxListLength) ?? 0
     }

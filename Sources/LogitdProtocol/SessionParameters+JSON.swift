@@ -67,6 +67,10 @@ private struct ResolvedParameters: Encodable {
         try c.encode(s.lengthOffset, forKey: Key("length_offset"))
         try c.encode(s.seed, forKey: Key("seed"))
         try c.encode(s.logprobs, forKey: Key("logprobs"))
+        try c.encode(s.logprobsMode.rawValue, forKey: Key("logprobs_mode"))
+        try c.encode(s.returnRank, forKey: Key("return_rank"))
+        try c.encode(s.logprobTokenIDs, forKey: Key("logprob_token_ids"))
+        if let format = s.returnSupport { try c.encode(format.rawValue, forKey: Key("return_support")) } else { try c.encode(false, forKey: Key("return_support")) }
         try c.encode(s.promptTokenIDs, forKey: Key("prompt_token_ids"))
         try c.encodeIfPresent(s.history, forKey: Key("history"))
     }

@@ -81,6 +81,19 @@ extension SessionParameters {
         if let value = try reader.int("length_offset") { parameters.lengthOffset = value }
         parameters.seed = try reader.uint64("seed")
         if let value = try reader.int("logprobs") { parameters.logprobs = value }
+        if let name = try reader.string("logprobs_mode") {
+            guard let mode = LogprobsMode(rawValue: name) else {
+                throw ProtocolError(.badParameters, "\"logprobs_mode\" is \"\(name)\"; known: \(LogprobsMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            parameters.logprobsMode = mode
+        }
+        if let value = try reader.bool("return_rank") { parameters.returnRank = value }
+        if let value = try reader.ints("logprob_token_ids") { parameters.logprobTokenIDs = value }
+        switch reader.object["return_support"] {
+        case nil, .null?, .bool(false)?: break
+        case .string(let name)? where SupportFormat(rawValue: name) != nil: parameters.returnSupport = SupportFormat(rawValue: name)
+        default: throw ProtocolError(.badParameters, "\"return_support\" must be false, \"ids\" or \"mask\"")
+        }
         if let value = try reader.ints("prompt_token_ids") { parameters.promptTokenIDs = value }
         if case .object(let history)? = reader.object["history"] {
             parameters.history = try SessionHistory.parse(ParameterReader(object: history), strategy: parameters.strategy)

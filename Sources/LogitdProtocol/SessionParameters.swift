@@ -24,6 +24,14 @@ public struct SessionParameters: Equatable, Sendable {
     public var seed: UInt64?
     /// How many alternatives (top log-probabilities) each TOKENS row carries.
     public var logprobs = 0
+    /// Which distribution every reported log-probability comes from.
+    public var logprobsMode = LogprobsMode.processed
+    /// Each record's rank in the raw row, in the details frame.
+    public var returnRank = false
+    /// Tokens whose log-probabilities every record reports, in the details frame.
+    public var logprobTokenIDs: [Int] = []
+    /// The tokens sampling could have chosen, per record, in the details frame.
+    public var returnSupport: SupportFormat?
     public var promptTokenIDs: [Int] = []
     /// Where a recovered session stands: OPEN with a history continues a session that another
     /// daemon (or this one, before a restart) was decoding, token for token.
@@ -40,7 +48,7 @@ public struct SessionParameters: Equatable, Sendable {
         "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
         "logit_bias", "banned_token_ids", "banned_sequences", "allowed_token_ids", "order",
         "n", "beam_width", "length_penalty", "early_stopping", "num_return", "length_offset",
-        "seed", "logprobs", "prompt_token_ids", "history",
+        "seed", "logprobs", "logprobs_mode", "return_rank", "logprob_token_ids", "return_support", "prompt_token_ids", "history",
     ]
 
     /// Domain checks that span keys, the engine's own validation, and the per-session bounds of
@@ -54,6 +62,7 @@ public struct SessionParameters: Equatable, Sendable {
         if strategy == .beam { try bound("beam_width", beamWidth, limits.maxBeamWidth, "max_beam_width") }
         try bound("logprobs", logprobs, limits.maxLogprobs, "max_logprobs")
         try bound("max_new_tokens", maxNewTokens, limits.maxNewTokens, "max_new_tokens")
+        try bound("logprob_token_ids", logprobTokenIDs.count, limits.maxLogprobTokenIDs, "max_logprob_token_ids")
         let lists = [("prompt_token_ids", promptTokenIDs.count), ("eos_token_ids", processors.eosTokens.count), ("banned_token_ids", processors.bannedTokens.count),
                      ("allowed_token_ids", processors.allowedTokens?.count ?? 0), ("logit_bias", processors.logitBias.count)]
         for (name, count) in lists { try bound(name, count, limits.maxListLength, "max_list_length") }
@@ -71,6 +80,12 @@ public struct SessionParameters: Equatable, Sendable {
         if n < 1 { throw refuse("\"n\" must be ≥ 1") }
         if strategy == .beam && n != 1 { throw refuse("\"n\" is for greedy and sample; beam search returns \"num_return\" hypotheses") }
         if logprobs < 0 { throw refuse("\"logprobs\" must be ≥ 0") }
+        if let token = logprobTokenIDs.first(where: { $0 < 0 || $0 >= vocabSize }) {
+            throw refuse("\"logprob_token_ids\" holds \(token); token ids must be below vocab_size (\(vocabSize))")
+        }
+        if strategy == .beam && (logprobsMode != .processed || hasDetails) {
+            throw refuse("\"logprobs_mode\", \"return_rank\", \"logprob_token_ids\" and \"return_support\" are for greedy and sample sessions; beam scores are processed log-probabilities")
+        }
         for sequence in stopSequences where sequence.isEmpty || sequence.contains(where: { $0 < 0 || $0 >= vocabSize }) {
             throw refuse("\"stop_sequences\" must hold non-empty sequences of token ids below vocab_size")
         }
@@ -78,6 +93,14 @@ public struct SessionParameters: Equatable, Sendable {
             throw refuse("\"prompt_token_ids\" must be token ids below vocab_size")
         }
         if let history { try history.validate(self) }
+    }
+
+    /// Whether STEP replies carry a details frame.
+    public var hasDetails: Bool { returnRank || !logprobTokenIDs.isEmpty || returnSupport != nil }
+
+    /// What each greedy/sample step reports.
+    public var reportRequest: ReportRequest {
+        ReportRequest(mode: logprobsMode, alternatives: logprobs, rank: returnRank, tokenIDs: logprobTokenIDs, support: returnSupport != nil)
     }
 
     public var stopConditions: StopConditions {

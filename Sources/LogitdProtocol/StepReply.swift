@@ -8,7 +8,7 @@ import Decoding
 ///     12     4    records in the next frame
 ///     16     4    stable prefix length (beam: leading tokens no later step can change; else 0)
 ///     20     1    kind: 0 = sequences, 1 = beams
-///     21     1    flags: bit 0 = the session is done
+///     21     1    flags: bit 0 = the session is done; bit 1 = a details frame follows the JSON
 ///     22     2    alternatives per record (the session's `logprobs`)
 public struct StepSummary: Equatable, Sendable {
     public static let size = 24
@@ -21,6 +21,8 @@ public struct StepSummary: Equatable, Sendable {
     public var stablePrefixLength: Int
     public var kind: Kind
     public var isDone: Bool
+    /// A fifth frame, StepDetails, follows (sessions with return_rank, logprob_token_ids or return_support).
+    public var hasDetails = false
     public var alternatives: Int
 
     public init(session: UInt64, step: Int, records: Int, stablePrefixLength: Int, kind: Kind, isDone: Bool, alternatives: Int) {
@@ -40,7 +42,7 @@ public struct StepSummary: Equatable, Sendable {
         bytes.appendLittleEndian(UInt32(step))
         bytes.appendLittleEndian(UInt32(records))
         bytes.appendLittleEndian(UInt32(stablePrefixLength))
-        bytes += [kind.rawValue, isDone ? 1 : 0]
+        bytes += [kind.rawValue, (isDone ? 1 : 0) | (hasDetails ? 2 : 0)]
         bytes.appendLittleEndian(UInt16(alternatives))
         return bytes
     }
@@ -49,10 +51,12 @@ public struct StepSummary: Equatable, Sendable {
         guard frame.count == size, let kind = Kind(rawValue: frame[20]) else {
             throw ProtocolError(.internalError, "malformed step summary")
         }
-        return StepSummary(
+        var summary = StepSummary(
             session: frame.littleEndian(at: 0, as: UInt64.self), step: Int(frame.littleEndian(at: 8, as: UInt32.self)),
             records: Int(frame.littleEndian(at: 12, as: UInt32.self)), stablePrefixLength: Int(frame.littleEndian(at: 16, as: UInt32.self)),
             kind: kind, isDone: frame[21] & 1 == 1, alternatives: Int(frame.littleEndian(at: 22, as: UInt16.self)))
+        summary.hasDetails = frame[21] & 2 == 2
+        return summary
     }
 }
 

@@ -99,12 +99,12 @@ public struct RequestHandler: Sendable {
         return results.frames.flatMap { $0 }
     }
 
-    /// One session step: its four reply frames, and whether it ended the session.
+    /// One session step: its four reply frames (five with details), and whether it ended the session.
     private func advance(_ step: StepRequest, workspace: Workspace) throws(ProtocolError) -> (frames: [[UInt8]], isDone: Bool) {
         let session = try sessions.session(step.descriptor.session)
         let outcome = try session.advance(step, workspace: workspace)
         if session.isDone { sessions.end(session.id, .finished) }
-        return ([outcome.summary.encoded, outcome.records, outcome.alternatives, outcome.json], session.isDone)
+        return (outcome.frames, session.isDone)
     }
 
     /// One VERIFY: VERIFIED's four body frames.

@@ -20,6 +20,9 @@ extension Session {
         guard case .sequences(let selector, var histories, var finished, var logprobSums) = state else {
             throw ProtocolError(.unknownStrategy, "VERIFY is defined for greedy and sampling sessions; session \(id) does beam search, for which speculative verification has no published semantics to match")
         }
+        guard parameters.logprobsMode == .processed && !parameters.hasDetails else {
+            throw ProtocolError(.badParameters, "VERIFY reports processed log-probabilities only; session \(id) asked for logprobs_mode \"\(parameters.logprobsMode.rawValue)\" or a details frame (STEP gives them)")
+        }
         try check(step: descriptor.step, vocab: descriptor.vocab, sparse: descriptor.sparseTargets)
         let sequence = descriptor.sequence
         guard sequence < finished.count else {

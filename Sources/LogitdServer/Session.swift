@@ -29,6 +29,10 @@ final class Session {
         var alternatives: [UInt8]
         /// The JSON frame: hypotheses kept this step (beam) or, once done, the final result.
         var json: [UInt8]
+        /// The details frame, for sessions that asked for one.
+        var details: [UInt8]?
+
+        var frames: [[UInt8]] { [summary.encoded, records, alternatives, json] + (details.map { [$0] } ?? []) }
     }
 
     init(id: UInt64, parameters: SessionParameters, seed: UInt64, now: ContinuousClock.Instant) {
@@ -94,6 +98,8 @@ final class Session {
         case .sequences(let selector, var histories, var finished, var logprobSums):
             var tokens: [SequenceToken] = []
             var alternatives: [[TokenChoice]] = []
+            var details: [StepDetails] = []
+            let asked = parameters.reportRequest
             var row = 0
             for sequence in finished.indices where finished[sequence] == nil {
                 let sparseCandidates = descriptor.sparse ? try candidates(request.logits, row: row, perRow: descriptor.vocab, masks: masks) : nil
@@ -101,24 +107,27 @@ final class Session {
                 // STEP at the same position draw alike.
                 let position = histories[sequence].generated.count
                 do throws(LogitRowError) {
-                    let (choice, others): (TokenChoice, [TokenChoice])
-                    if let sparseCandidates {
-                        (choice, others) = try selector.choose(fromSparse: sparseCandidates, history: histories[sequence], sequence: sequence, step: position, alternatives: parameters.logprobs, workspace: workspace)
+                    let report = if let sparseCandidates {
+                        try selector.report(fromSparse: sparseCandidates, vocab: parameters.vocabSize, history: histories[sequence], sequence: sequence, step: position, request: asked, workspace: workspace)
                     } else {
-                        (choice, others) = try selector.choose(from: rows[row], history: histories[sequence], sequence: sequence, step: position, alternatives: parameters.logprobs, workspace: workspace)
+                        try selector.report(from: rows[row], history: histories[sequence], sequence: sequence, step: position, request: asked, workspace: workspace)
                     }
+                    let choice = report.choice
                     histories[sequence].generated.append(choice.token)
                     logprobSums[sequence] += Double(choice.logprob)
                     finished[sequence] = parameters.stopConditions.finishReason(histories[sequence].generated)
                     tokens.append(SequenceToken(sequence: sequence, token: choice.token, logprob: choice.logprob, finishReason: finished[sequence]))
-                    alternatives.append(others)
+                    alternatives.append(report.alternatives)
+                    details.append(StepDetails(rank: report.rank, tokenLogprobs: report.tokenLogprobs, support: report.support))
                 } catch {
                     throw ProtocolError(row: row, error)
                 }
                 row += 1
             }
-            let summary = commit(selector, histories, finished, logprobSums, records: tokens.count)
-            return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: isDone ? result.encoded : [])
+            var summary = commit(selector, histories, finished, logprobSums, records: tokens.count)
+            summary.hasDetails = parameters.hasDetails
+            return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: isDone ? result.encoded : [],
+                               details: parameters.hasDetails ? StepDetails.encode(details, layout: StepDetails.Layout(parameters)) : nil)
         case .beam(var search, let pipeline):
             let beamStep: BeamStep
             do throws(BeamSearchError) {

@@ -67,9 +67,12 @@ struct KernelVariantTests {
                 configure(&processor)
                 let selector = TokenSelector(settings: processor, seed: 42)
                 for step in 0..<4 {
-                    let (choice, alternatives) = try selector.choose(from: row, history: history, sequence: 1, step: step, alternatives: 3, workspace: workspace)
-                    add(choice)
-                    alternatives.forEach(add)
+                    let mode = LogprobsMode.allCases[step % 3]
+                    let report = try selector.report(from: row, history: history, sequence: 1, step: step,
+                                                     request: ReportRequest(mode: mode, alternatives: 3, rank: true, tokenIDs: [0, row.count - 1], support: true), workspace: workspace)
+                    add(report.choice)
+                    report.alternatives.forEach(add)
+                    bits += [UInt64(report.rank ?? 0), UInt64(report.support?.count ?? 0)] + report.tokenLogprobs.map { UInt64($0.bitPattern) }
                 }
             }
         }

@@ -77,6 +77,9 @@ int64_t lk_inverse_cdf(const void *row, int64_t count, int dtype, const uint32_t
 void lk_candidate_weights(const lk_candidate *candidates, int64_t count, float shift, float *out);
 /// The plain pass the benchmarks measure against: the sum of the row.
 float lk_sum(const void *row, int64_t count, int dtype);
+/// How many elements are ≥ `threshold`, masked ones reading -inf: the rank of a token (ties count
+/// against it, as vLLM ranks).
+int64_t lk_count_at_least(const void *row, int64_t count, int dtype, const uint32_t *mask, float threshold);
 /// Σ xᵢ in Double into `sum`; returns the first index whose element is NaN or negative, or -1
 /// (a draft distribution's check).
 int64_t lk_distribution(const void *row, int64_t count, int dtype, double *sum);

@@ -1,0 +1,152 @@
+import RealModule
+
+/// Which distribution a step's reported log-probabilities are taken from.
+public enum LogprobsMode: String, CaseIterable, Sendable {
+    /// After the whole chain, renormalised over the tokens it kept: the distribution the token was
+    /// chosen from.
+    case processed
+    /// The log-softmax of the row as received (its mask applied, nothing else): vLLM's raw logprobs.
+    case raw
+    /// After the stages that do not remove tokens (penalties, bans, bias, temperature), before
+    /// truncation: vLLM's processed logprobs.
+    case temperature
+}
+
+/// What a step reports beyond the chosen token.
+public struct ReportRequest: Equatable, Sendable {
+    public var mode: LogprobsMode = .processed
+    /// The most likely tokens, in `mode`.
+    public var alternatives = 0
+    /// The chosen token's rank in the raw row.
+    public var rank = false
+    /// Tokens whose log-probabilities (in `mode`) are reported whatever was chosen.
+    public var tokenIDs: [Int] = []
+    /// The tokens the chain left, which sampling could have chosen.
+    public var support = false
+
+    public init(mode: LogprobsMode = .processed, alternatives: Int = 0, rank: Bool = false, tokenIDs: [Int] = [], support: Bool = false) {
+        self.mode = mode
+        self.alternatives = alternatives
+        self.rank = rank
+        self.tokenIDs = tokenIDs
+        self.support = support
+    }
+}
+
+/// The chosen token with what the request asked for.
+public struct TokenReport: Equatable, Sendable {
+    /// The token, with its log-probability in the requested mode.
+    public var choice: TokenChoice
+    public var alternatives: [TokenChoice]
+    /// 1 + the number of other tokens whose raw logit is at least the chosen one's (ties count
+    /// against it, as vLLM ranks); nil unless asked.
+    public var rank: Int?
+    /// One per requested token id, in `mode`; -inf for a token the distribution excludes.
+    public var tokenLogprobs: [Float]
+    /// The tokens the chain kept, ascending; nil unless asked.
+    public var support: [Int]?
+}
+
+/// log p of any token under a candidate set, its normaliser computed once.
+struct SetDistribution {
+    let set: CandidateSet
+    /// Dense: the row's maximum (raw units); sparse: the largest logit.
+    private let shift: Float
+    private let logTotal: Double
+
+    init(_ set: CandidateSet) {
+        self.set = set
+        switch set {
+        case .dense(let row, let scale):
+            // The pipeline validated the row; a row it refused never gets here.
+            let (maximum, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
+            shift = maximum
+            logTotal = Double.log(total)
+        case .sparse(let candidates):
+            shift = candidates.map(\.logit).max() ?? 0
+            logTotal = Double.log(Warpers.exponentialWeights(candidates, shift: shift).reduce(0.0) { $0 + Double($1) })
+        }
+    }
+
+    /// log p of a token whose logit in the set (scaled for sparse sets) is `logit`.
+    private func logprob(logit: Float, scale: Float) -> Float {
+        logit == -.infinity ? -.infinity : Float(Double((logit - shift) * scale) - logTotal)
+    }
+
+    func logprobs(of tokens: [Int]) -> [Float] {
+        switch set {
+        case .dense(let row, let scale):
+            return tokens.map { logprob(logit: row[$0], scale: scale) }
+        case .sparse(let candidates):
+            let wanted = Set(tokens)
+            var logits: [Int: Float] = [:]
+            for candidate in candidates where wanted.contains(Int(candidate.token)) { logits[Int(candidate.token)] = candidate.logit }
+            return tokens.map { logprob(logit: logits[$0] ?? -.infinity, scale: 1) }
+        }
+    }
+}
+
+extension TokenSelector {
+    /// Chooses the next token of `sequence` (whose next token is at `step`) from a dense row and
+    /// reports what `request` asks for.
+    public func report(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, workspace: Workspace) throws(LogitRowError) -> TokenReport {
+        if generator == nil && pipeline.isIdentity(sampling: false) && request == ReportRequest(alternatives: request.alternatives) {
+            // Plain greedy: one read of the row validates it and gives the argmax and its log p.
+            return TokenReport(choice: try Greedy.choose(from: row), alternatives: Sampler.alternatives(request.alternatives, of: .dense(row, scale: 1), workspace: workspace),
+                               rank: nil, tokenLogprobs: [], support: nil)
+        }
+        let sampling = generator != nil
+        let set = try pipeline.candidates(for: row, history: history, sampling: sampling, workspace: workspace)
+        let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
+        let support = request.support ? Self.tokens(of: set, workspace: workspace) : nil
+        let rank = request.rank ? row.count(atLeast: row[choice.token]) : nil
+        let reported: CandidateSet = switch request.mode {
+        case .processed: set
+        case .raw: .dense(row, scale: 1)
+        case .temperature: try pipeline.candidates(for: row, history: history, sampling: sampling, truncating: false, workspace: workspace)
+        }
+        return Self.report(choice, in: reported, processed: request.mode == .processed, rank: rank, support: support, request: request, workspace: workspace)
+    }
+
+    /// The same for a row given as distinct candidates (every other token of the `vocab` -inf).
+    public func report(fromSparse candidates: [Candidate], vocab: Int, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, workspace: Workspace) throws(LogitRowError) -> TokenReport {
+        let sampling = generator != nil
+        let set = try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling)
+        let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
+        let support = request.support ? Self.tokens(of: set, workspace: workspace) : nil
+        var rank: Int?
+        if request.rank {
+            let logit = candidates.first { Int($0.token) == choice.token }?.logit ?? -.infinity
+            rank = logit == -.infinity ? vocab : candidates.count { $0.logit >= logit }
+        }
+        let reported: CandidateSet = switch request.mode {
+        case .processed: set
+        // The pipeline validated the candidates.
+        case .raw: .sparse(candidates.filter { $0.logit > -.infinity })
+        case .temperature: try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling, truncating: false)
+        }
+        return Self.report(choice, in: reported, processed: request.mode == .processed, rank: rank, support: support, request: request, workspace: workspace)
+    }
+
+    private static func report(_ choice: TokenChoice, in set: CandidateSet, processed: Bool, rank: Int?, support: [Int]?, request: ReportRequest, workspace: Workspace) -> TokenReport {
+        let alternatives = Sampler.alternatives(request.alternatives, of: set, workspace: workspace)
+        guard !processed || !request.tokenIDs.isEmpty else {
+            return TokenReport(choice: choice, alternatives: alternatives, rank: rank, tokenLogprobs: [], support: support)
+        }
+        let distribution = SetDistribution(set)
+        let logprobs = distribution.logprobs(of: [choice.token] + request.tokenIDs)
+        return TokenReport(choice: processed ? choice : TokenChoice(token: choice.token, logprob: logprobs[0]), alternatives: alternatives,
+                           rank: rank, tokenLogprobs: Array(logprobs.dropFirst()), support: support)
+    }
+
+    /// The tokens of a set, ascending.
+    private static func tokens(of set: CandidateSet, workspace: Workspace) -> [Int] {
+        switch set {
+        case .sparse(let candidates): return candidates.map { Int($0.token) }.sorted()
+        case .dense(let row, _):
+            // The pipeline validated the row.
+            guard let summary = try? row.validatedSummary(workspace, slot: .inputBlocks) else { return [] }
+            return row.collect(atLeast: -.infinity, summary: summary, scale: 1, workspace: workspace).map { Int($0.token) }
+        }
+    }
+}
