@@ -16,6 +16,8 @@ public struct StepEvent: Sendable {
     public let finished: [FinishedSequence]
     /// Once the session is done: every sequence, or the n best hypotheses.
     public let result: SessionResult?
+    /// Per record, what the session asked for with `returnRank`, `logprobTokenIDs` or `returnSupport`.
+    public var details: [StepDetails] = []
 
     public var isDone: Bool { summary.isDone }
 }
@@ -122,13 +124,13 @@ public final class LogitdSession {
         var maskFrames: [Message] = []
         if let mask { maskFrames.append(try client.message(LogitdClient.maskBytes(mask))) }
         let (type, body) = try client.exchange(.step, frames: [try client.message(descriptor.encoded), logits] + maskFrames, expecting: [.stepTokens, .done], masked: mask != nil)
-        guard body.count == 4 else { throw .unexpectedReply("\(type) with \(body.count) body frames") }
+        guard body.count == (parameters.hasDetails ? 5 : 4) else { throw .unexpectedReply("\(type) with \(body.count) body frames") }
         return try apply(body)
     }
 
-    /// Reads one step's four reply frames and updates the session's state.
+    /// Reads one step's four reply frames (five with details) and updates the session's state.
     func apply(_ body: [Message]) throws(LogitdClientError) -> StepEvent {
-        let event: StepEvent
+        var event: StepEvent
         do throws(ProtocolError) {
             let summary = try body[0].withUnsafeBytes(StepSummary.parse)
             let json = body[3].count > 0 ? try body[3].withUnsafeBytes(SessionResult.parse) : nil
@@ -137,6 +139,12 @@ public final class LogitdSession {
                 event = StepEvent(summary: summary, tokens: try body[1].withUnsafeBytes(SequenceToken.parse), beams: [],
                                   alternatives: try body[2].withUnsafeBytes { (frame) throws(ProtocolError) in try AlternativesBody.parse(frame, perRecord: summary.alternatives) },
                                   finished: [], result: summary.isDone ? json : nil)
+                if summary.hasDetails {
+                    guard body.count == 5 else { throw ProtocolError(.internalError, "the summary announces a details frame that is missing") }
+                    event.details = try body[4].withUnsafeBytes { (frame) throws(ProtocolError) in
+                        try StepDetails.parse(frame, records: summary.records, layout: StepDetails.Layout(parameters))
+                    }
+                }
             case .beams:
                 event = StepEvent(summary: summary, tokens: [], beams: try body[1].withUnsafeBytes(BeamRecord.parse), alternatives: [],
                                   finished: summary.isDone ? [] : json?.sequences ?? [], result: summary.isDone ? json : nil)
@@ -246,9 +254,17 @@ extension LogitdClient {
             frames.append(try message(LogitdClient.maskBytes(rows)))
         }
         let (_, body) = try exchange(.batchStep, frames: frames, expecting: [.batchTokens], masked: masks != nil)
-        guard body.count == 4 * steps.count else { throw .unexpectedReply("BATCH TOKENS with \(body.count) frames for \(steps.count) entries") }
+        // Four frames per entry, five when its summary announces details.
+        var starts: [Int] = []
+        var at = 0
+        for _ in steps {
+            starts.append(at)
+            guard at < body.count else { throw .unexpectedReply("BATCH TOKENS with \(body.count) frames for \(steps.count) entries") }
+            at += body[at].count == StepSummary.size && body[at].withUnsafeBytes { $0[21] & 2 == 2 } ? 5 : 4
+        }
+        guard at == body.count else { throw .unexpectedReply("BATCH TOKENS with \(body.count) frames for \(steps.count) entries") }
         return steps.indices.map { index in
-            let frames = Array(body[(4 * index)..<(4 * index + 4)])
+            let frames = Array(body[starts[index]..<(index + 1 < starts.count ? starts[index + 1] : body.count)])
             guard frames[0].count > 0 else {
                 guard let error = try? frames[1].withUnsafeBytes(ErrorBody.parse) else { return .failure(.unexpectedReply("a refused entry without its error")) }
                 return .failure(.server(error))

@@ -189,11 +189,14 @@ class Client:
 
 
 def _batch_results(body: list[bytes], apply: list) -> list:
-    """A batch reply's four frames per entry, in order: each entry's result (`apply[i]` reads its
-    frames), or the LogitdError of an entry refused (an empty first frame, then its ERROR body)."""
-    results = []
-    for index, read in enumerate(apply):
-        frames = body[4 * index:4 * index + 4]
+    """A batch reply's four frames per entry (five when its summary's flag bit 1 says a details
+    frame follows), in order: each entry's result (`apply[i]` reads its frames), or the LogitdError
+    of an entry refused (an empty first frame, then its ERROR body)."""
+    results, at = [], 0
+    for read in apply:
+        count = 5 if body[at] and body[at][21] & 2 else 4
+        frames = body[at:at + count]
+        at += count
         if frames[0]:
             results.append(read(frames))
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +29,9 @@ class StepResult:
     stable_prefix_length: int
     finished: list[dict]           # beams: hypotheses kept this step
     result: dict | None            # the final result, once done
+    # Per record, with return_rank / logprob_token_ids / return_support: {"rank", "token_logprobs"
+    # ({id: log p}), "support" (ids, ascending), "support_mask" (uint32 words, for "mask")}.
+    details: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -166,7 +169,7 @@ class Session:
 
     def _apply(self, body: list[bytes]) -> StepResult:
         """Reads one step's four reply frames and updates the session's state."""
-        summary, records, alternatives, extra = body
+        summary, records, alternatives, extra, *details = body
         session, step, count, stable, kind, flags, per_record = STEP_SUMMARY.unpack(summary)
         done = bool(flags & 1)
         result = StepResult(step=step, done=done, kind="beams" if kind == 1 else "sequences", tokens=[], beams=[],
@@ -194,6 +197,8 @@ class Session:
                 flat = np.frombuffer(alternatives, dtype=TOKEN_RECORD)
                 result.alternatives = [[(int(t), float(lp)) for t, lp in flat[i:i + per_record].tolist()]
                                        for i in range(0, len(flat), per_record)]
+            if flags & 2:
+                result.details = self._details(details[0], len(result.tokens))
         if done:
             result.result = json.loads(extra)
             self.result = result.result
@@ -202,6 +207,33 @@ class Session:
         # tokens returned per VERIFY); beam: steps decoded.
         self.next_step = max(len(t) for t in self.sequences) if kind == 0 else self.next_step + 1
         return result
+
+    def _details(self, frame: bytes, records: int) -> list[dict]:
+        """The details frame (docs/PROTOCOL.md, STEP reply frame 5), one dict per record."""
+        p = self.parameters
+        named, support, words = p["logprob_token_ids"], p["return_support"], (self.vocab_size + 31) // 32
+        out, offset = [], 0
+        for _ in range(records):
+            record = {}
+            if p["return_rank"]:
+                record["rank"], = struct.unpack_from("<I", frame, offset)
+                offset += 4
+            if named:
+                values = np.frombuffer(frame, "<f4", len(named), offset)
+                record["token_logprobs"] = dict(zip(named, values.tolist()))
+                offset += 4 * len(named)
+            if support == "ids":
+                count, = struct.unpack_from("<I", frame, offset)
+                record["support"] = np.frombuffer(frame, "<u4", count, offset + 4).astype(np.int64)
+                offset += 4 + 4 * count
+            elif support == "mask":
+                mask = np.frombuffer(frame, "<u4", words, offset)
+                bits = (mask[:, None] >> np.arange(32, dtype=np.uint32)) & 1
+                record["support_mask"] = mask
+                record["support"] = np.flatnonzero(bits.ravel()).astype(np.int64)
+                offset += 4 * words
+            out.append(record)
+        return out
 
     def events(self, model):
         """Steps until done, asking `model(session)` for each step's logits; yields every StepResult."""

@@ -1,0 +1,54 @@
+import Decoding
+import Foundation
+import LogitdClient
+import LogitdProtocol
+import Testing
+
+/// Reported log-probabilities from the Swift client, over a real daemon.
+@Suite("Reported log-probabilities from the Swift client")
+struct LogprobsClientTests {
+    static let vocab = 64
+
+    static func logSoftmax(_ x: [Double]) -> [Double] {
+        let m = x.max()!
+        let logTotal = log(x.reduce(0) { $0 + exp($1 - m) })
+        return x.map { $0 - m - logTotal }
+    }
+
+    @Test("raw-mode records, ranks, named tokens and the support in STEP and BATCH STEP replies")
+    func details() throws {
+        let daemon = try DaemonProcess()
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        defer { client.close() }
+        var parameters = SessionParameters(strategy: .sample, vocabSize: Self.vocab)
+        parameters.seed = 5
+        parameters.processors.topK = 8
+        parameters.processors.temperature = 0.6
+        parameters.maxNewTokens = 4
+        parameters.logprobsMode = .raw
+        parameters.returnRank = true
+        parameters.logprobTokenIDs = [0, 63]
+        parameters.returnSupport = .mask
+        let row = (0..<Self.vocab).map { Float(sin(Double($0) * 1.7) * 3) }
+        let raw = Self.logSoftmax(row.map(Double.init))
+        let topK = Set((0..<Self.vocab).sorted { row[$0] > row[$1] }.prefix(8))
+
+        let session = try client.open(parameters)
+        let event = try session.step(row)
+        let token = event.tokens[0].token
+        #expect(topK.contains(token))
+        #expect(abs(Double(event.tokens[0].logprob) - raw[token]) < 1e-5)
+        #expect(event.details.count == 1)
+        #expect(event.details[0].rank == row.filter { $0 >= row[token] }.count)
+        #expect(zip(event.details[0].tokenLogprobs, [raw[0], raw[63]]).allSatisfy { abs(Double($0) - $1) < 1e-5 })
+        #expect(event.details[0].support == topK.sorted())
+
+        var plain = SessionParameters(strategy: .greedy, vocabSize: Self.vocab)
+        plain.maxNewTokens = 4
+        let results = try client.batchStep([(try client.open(plain), row), (try client.open(parameters), row), (try client.open(plain), row)])
+        let events = try results.map { try $0.get() }
+        #expect(events.map { $0.details.count } == [0, 1, 0])
+        #expect(events[1].details == event.details && events[1].tokens == event.tokens)
+        #expect(events[0].tokens[0].token == (0..<Self.vocab).max { row[$0] < row[$1] })
+    }
+}
