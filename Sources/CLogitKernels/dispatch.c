@@ -119,6 +119,10 @@ double lk_exp_sum(const void *row, int64_t count, int dtype, const uint32_t *mas
     return kernels()->exp_sum(row, count, dtype, mask, shift, scale);
 }
 
+double lk_exp_moment(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale) {
+    return kernels()->exp_moment(row, count, dtype, mask, shift, scale);
+}
+
 double lk_exp_write(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out) {
     return kernels()->exp_write(row, count, dtype, mask, shift, scale, out);
 }

@@ -7,6 +7,7 @@
 typedef struct {
     void (*scan)(const void *, int64_t, int, const uint32_t *, float *, int, float, lk_scan_result *);
     double (*exp_sum)(const void *, int64_t, int, const uint32_t *, float, float);
+    double (*exp_moment)(const void *, int64_t, int, const uint32_t *, float, float);
     double (*exp_write)(const void *, int64_t, int, const uint32_t *, float, float, float *);
     void (*affine_write)(const void *, int64_t, int, const uint32_t *, float, float, float *);
     void (*scale_in_place)(float *, int64_t, float);

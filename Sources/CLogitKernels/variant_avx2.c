@@ -11,5 +11,6 @@
 #define LK_F16C 1
 #define LK_PACK_AVX2 1
 #include "kernel_bodies.h"
+#include "kernel_entries.h"
 #pragma clang attribute pop
 #endif

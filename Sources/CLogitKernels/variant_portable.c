@@ -8,4 +8,5 @@
 #define LK_NAME(name) lk_portable_##name
 #define LK_F16C 0
 #include "kernel_bodies.h"
+#include "kernel_entries.h"
 #endif

@@ -80,6 +80,11 @@ extension LogitRow {
         lk_exp_sum(base, Int64(count), kernelType, kernelMask, shift, scale)
     }
 
+    /// Σ eᵢ·yᵢ over the row, yᵢ = (xᵢ − shift) × scale, eᵢ = exp(yᵢ): the entropy's second sum.
+    func exponentialMoment(shiftedBy shift: Float, scale: Float = 1) -> Double {
+        lk_exp_moment(base, Int64(count), kernelType, kernelMask, shift, scale)
+    }
+
     /// outputᵢ = exp((xᵢ − shift) × scale); returns their sum, accumulated in Double.
     func writeExponentials(shiftedBy shift: Float, scale: Float, into output: UnsafeMutableBufferPointer<Float>) -> Double {
         precondition(output.count >= count, "output must have room for the row")

@@ -47,11 +47,12 @@ public struct TokenReport: Equatable, Sendable {
     public var support: [Int]?
 }
 
-/// log p of any token under a candidate set, its normaliser computed once.
+/// log p of any token under a candidate set, its normaliser computed once; and its entropy.
 struct SetDistribution {
     let set: CandidateSet
     /// Dense: the row's maximum (raw units); sparse: the largest logit.
     private let shift: Float
+    private let total: Double
     private let logTotal: Double
 
     init(_ set: CandidateSet) {
@@ -59,13 +60,12 @@ struct SetDistribution {
         switch set {
         case .dense(let row, let scale):
             // The pipeline validated the row; a row it refused never gets here.
-            let (maximum, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
-            shift = maximum
-            logTotal = Double.log(total)
+            (shift, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
         case .sparse(let candidates):
             shift = candidates.map(\.logit).max() ?? 0
-            logTotal = Double.log(Warpers.exponentialWeights(candidates, shift: shift).reduce(0.0) { $0 + Double($1) })
+            total = Warpers.exponentialWeights(candidates, shift: shift).reduce(0.0) { $0 + Double($1) }
         }
+        logTotal = Double.log(total)
     }
 
     /// log p of a token whose logit in the set (scaled for sparse sets) is `logit`.
@@ -83,6 +83,19 @@ struct SetDistribution {
             for candidate in candidates where wanted.contains(Int(candidate.token)) { logits[Int(candidate.token)] = candidate.logit }
             return tokens.map { logprob(logit: logits[$0] ?? -.infinity, scale: 1) }
         }
+    }
+
+    /// −Σ p log p in nats: ln Σe − Σ e·y / Σe, y the shifted (scaled) logits and e = exp(y).
+    var entropy: Float {
+        let moment: Double
+        switch set {
+        case .dense(let row, let scale):
+            moment = row.exponentialMoment(shiftedBy: shift, scale: scale)
+        case .sparse(let candidates):
+            let weights = Warpers.exponentialWeights(candidates, shift: shift)
+            moment = zip(candidates, weights).reduce(0.0) { $1.1 > 0 ? $0 + Double($1.1) * Double($1.0.logit - shift) : $0 }
+        }
+        return Float(max(0, logTotal - moment / total))
     }
 }
 

@@ -23,47 +23,7 @@ extension SessionParameters {
             }
             parameters.strategy = strategy
         }
-        var p = parameters.processors
-        if let value = try reader.float("temperature") { p.temperature = value }
-        if let value = try reader.int("top_k") { p.topK = value }
-        if let value = try reader.float("top_p") { p.topP = value }
-        if let value = try reader.float("min_p") { p.minP = value }
-        if let value = try reader.float("typical_p") { p.typicalP = value }
-        if let value = try reader.float("epsilon_cutoff") { p.epsilonCutoff = value }
-        if let value = try reader.float("eta_cutoff") { p.etaCutoff = value }
-        if let value = try reader.int("min_tokens_to_keep") { p.minTokensToKeep = value }
-        if let value = try reader.float("repetition_penalty") { p.repetitionPenalty = value }
-        if let value = try reader.float("presence_penalty") { p.presencePenalty = value }
-        if let value = try reader.float("frequency_penalty") { p.frequencyPenalty = value }
-        if let value = try reader.int("no_repeat_ngram_size") { p.noRepeatNGramSize = value }
-        if let value = try reader.int("min_new_tokens") { p.minNewTokens = value }
-        if let value = try reader.ints("eos_token_ids") { p.eosTokens = value }
-        if let value = try reader.ints("banned_token_ids") { p.bannedTokens = value }
-        if let value = try reader.intArrays("banned_sequences") { p.bannedSequences = value }
-        if let value = try reader.ints("allowed_token_ids") { p.allowedTokens = value }
-        if case .object(let biases)? = reader.object["logit_bias"] {
-            for (key, value) in biases {
-                guard let token = Int(key), let bias = value.double else {
-                    throw ProtocolError(.badParameters, "\"logit_bias\" must map token ids (as strings) to numbers")
-                }
-                p.logitBias[token] = Float(bias)
-            }
-        } else if let value = reader.object["logit_bias"], value != .null {
-            throw ProtocolError(.badParameters, "\"logit_bias\" must be an object mapping token ids to numbers")
-        }
-        if case .array(let names)? = reader.object["order"] {
-            var order: [ProcessorKind] = []
-            for name in names {
-                guard case .string(let text) = name, let kind = ProcessorKind(rawValue: text) else {
-                    throw ProtocolError(.badParameters, "\"order\" names stages from: \(ProcessorKind.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                order.append(kind)
-            }
-            p.order = order
-        } else if let value = reader.object["order"], value != .null {
-            throw ProtocolError(.badParameters, "\"order\" must be an array of stage names")
-        }
-        parameters.processors = p
+        parameters.processors = try ProcessorSettings.parse(reader)
         if let value = try reader.int("max_new_tokens") { parameters.maxNewTokens = value }
         if let value = try reader.intArrays("stop_sequences") { parameters.stopSequences = value }
         if let value = try reader.int("n") { parameters.n = value }

@@ -42,14 +42,11 @@ public struct SessionParameters: Equatable, Sendable {
         self.vocabSize = vocabSize
     }
 
-    static let knownKeys: Set<String> = [
-        "strategy", "vocab_size", "max_new_tokens", "min_new_tokens", "eos_token_ids", "stop_sequences",
-        "temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "min_tokens_to_keep",
-        "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
-        "logit_bias", "banned_token_ids", "banned_sequences", "allowed_token_ids", "order",
-        "n", "beam_width", "length_penalty", "early_stopping", "num_return", "length_offset",
-        "seed", "logprobs", "logprobs_mode", "return_rank", "logprob_token_ids", "return_support", "prompt_token_ids", "history",
-    ]
+    static let knownKeys: Set<String> = ProcessorSettings.requestKeys.union([
+        "strategy", "vocab_size", "max_new_tokens", "stop_sequences", "n", "beam_width", "length_penalty", "early_stopping",
+        "num_return", "length_offset", "seed", "logprobs", "logprobs_mode", "return_rank", "logprob_token_ids", "return_support",
+        "prompt_token_ids", "history",
+    ])
 
     /// Domain checks that span keys, the engine's own validation, and the per-session bounds of
     /// `limits` (WELCOME publishes them).

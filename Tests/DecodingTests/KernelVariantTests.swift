@@ -74,6 +74,8 @@ struct KernelVariantTests {
                     report.alternatives.forEach(add)
                     bits += [UInt64(report.rank ?? 0), UInt64(report.support?.count ?? 0)] + report.tokenLogprobs.map { UInt64($0.bitPattern) }
                 }
+                let score = try selector.pipeline.score(row.count / 2, row: row, history: history, workspace: workspace)
+                bits += [score.logprob, score.rawLogprob, score.entropy].map { UInt64($0.bitPattern) } + [UInt64(score.rank)]
             }
         }
         return bits

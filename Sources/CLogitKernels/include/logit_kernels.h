@@ -60,6 +60,9 @@ const char *lk_environment_error(void);
 void lk_scan(const void *row, int64_t count, int dtype, const uint32_t *mask, float *block_maxima, int sums, float scale, lk_scan_result *result);
 /// Σ exp((xᵢ − shift) × scale) in Double.
 double lk_exp_sum(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale);
+/// Σ eᵢ·yᵢ, yᵢ = (xᵢ − shift) × scale, eᵢ = exp(yᵢ), terms with eᵢ = 0 left out: the entropy's
+/// other sum (H = ln Σe − Σey / Σe).
+double lk_exp_moment(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale);
 /// outᵢ = exp((xᵢ − shift) × scale); returns their sum in Double.
 double lk_exp_write(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, float scale, float *out);
 /// outᵢ = (xᵢ − shift) × scale, widened to float32.
