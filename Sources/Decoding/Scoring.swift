@@ -11,6 +11,13 @@ public struct TokenScore: Equatable, Sendable {
     public var rank: Int
     /// The entropy of the chain's distribution, in nats.
     public var entropy: Float
+
+    public init(logprob: Float, rawLogprob: Float, rank: Int, entropy: Float) {
+        self.logprob = logprob
+        self.rawLogprob = rawLogprob
+        self.rank = rank
+        self.entropy = entropy
+    }
 }
 
 extension LogitsPipeline {

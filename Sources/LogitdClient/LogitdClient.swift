@@ -116,6 +116,33 @@ public final class LogitdClient {
         return ([], stride(from: 0, to: flat.count, by: topN).map { Array(flat[$0..<($0 + topN)]) })
     }
 
+    /// SCORE: row i of `logits` (float32, row-major) scored as the distribution of `tokens[i]` after
+    /// the prompt and `tokens[..<i]`, under `parameters`' processors (none: the raw rows).
+    public func score(_ logits: [Float], vocab: Int, tokens: [Int], parameters: ScoreParameters = ScoreParameters(), mask: [UInt32]? = nil) throws(LogitdClientError) -> [TokenScore] {
+        let descriptor = RowsDescriptor(dtype: .float32, rows: logits.count / vocab, vocab: vocab)
+        var observed: [UInt8] = []
+        for token in tokens { withUnsafeBytes(of: UInt32(token).littleEndian) { observed += $0 } }
+        var frames = [try message(descriptor.encoded), try message(parameters.encoded), try message(logits.withUnsafeBytes { Array($0) }), try message(observed)]
+        if let mask { frames.append(try message(Self.maskBytes(mask))) }
+        let body = try request(.score, frames: frames, expecting: .scored, bodyFrames: 1, masked: mask != nil)
+        do { return try body[0].withUnsafeBytes(ScoredBody.parse) } catch { throw .unexpectedReply("\(error)") }
+    }
+
+    /// CLASSIFY: per row, softmax over `tokens` at `temperature`, and ln of their total probability.
+    public func classify(_ logits: [Float], vocab: Int, tokens: [Int], temperature: Float = 1, mask: [UInt32]? = nil) throws(LogitdClientError) -> [(probabilities: [Float], logMass: Float)] {
+        let descriptor = RowsDescriptor(dtype: .float32, rows: logits.count / vocab, vocab: vocab)
+        var frames = [try message(descriptor.encoded), try message(ClassifyParameters(tokenIDs: tokens, temperature: temperature).encoded), try message(logits.withUnsafeBytes { Array($0) })]
+        if let mask { frames.append(try message(Self.maskBytes(mask))) }
+        let body = try request(.classify, frames: frames, expecting: .classified, bodyFrames: 2, masked: mask != nil)
+        do {
+            return try body[0].withUnsafeBytes { (probabilities) throws(ProtocolError) in
+                try body[1].withUnsafeBytes { (masses) throws(ProtocolError) in try ClassifiedBody.parse(probabilities, masses, classes: tokens.count) }
+            }
+        } catch {
+            throw .unexpectedReply("\(error)")
+        }
+    }
+
     /// Sends raw frames after a header of `type` and returns the reply's frames after its header.
     /// Exposed for tests and tools that need to send what the typed calls would not. `masked`: the
     /// last frame is a mask frame, and the header says so.

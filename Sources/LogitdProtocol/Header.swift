@@ -64,7 +64,7 @@ public struct Header: Equatable, Sendable {
         guard flags & ~maskFollows == 0 else {
             throw ProtocolError(.unknownFlags, "flags 0x\(String(flags, radix: 16)) are not defined in protocol version \(currentVersion)")
         }
-        guard flags == 0 || [.decode, .probs, .step, .batchStep, .verify, .batchVerify].contains(type) else {
+        guard flags == 0 || [.decode, .probs, .step, .batchStep, .verify, .batchVerify, .score, .classify].contains(type) else {
             throw ProtocolError(.unknownFlags, "flag 0x1 (a mask frame follows) is defined for DECODE, PROBS, STEP, BATCH STEP, VERIFY and BATCH VERIFY only, not \(type)")
         }
         return Header(type: type, requestID: frame.littleEndian(at: 8, as: UInt64.self), flags: flags, version: version)

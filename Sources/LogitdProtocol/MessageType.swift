@@ -19,6 +19,10 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case verify = 0x14
     /// VERIFY for several sessions in one message.
     case batchVerify = 0x15
+    /// One-shot scoring: each row's observed next token's log-probability, rank and entropy.
+    case score = 0x16
+    /// One-shot classification: each row's softmax over named tokens.
+    case classify = 0x17
     case welcome = 0x81
     case pong = 0x82
     case tokens = 0x83
@@ -33,11 +37,13 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case verified = 0x94
     /// The reply to a BATCH VERIFY: every entry's verification, in request order.
     case batchVerified = 0x95
+    case scored = 0x96
+    case classified = 0x97
     /// The reply to the STEP that ends a session: the step's tokens and the final sequences.
     case done = 0x9F
     case error = 0xFF
 
-    // Reserved, so that no client sends them by accident: the rest of 0x10–0x1E (0x16 onwards), and the same
+    // Reserved, so that no client sends them by accident: the rest of 0x10–0x1E (0x18 onwards), and the same
     // numbers with the high bit set for their replies.
 
     public var isRequest: Bool { rawValue & 0x80 == 0 }

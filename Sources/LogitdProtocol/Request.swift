@@ -39,6 +39,10 @@ public enum Request: @unchecked Sendable {
     case verify(VerifyRequest)
     /// BATCH VERIFY: header, verify table, draft tokens, target rows, draft rows (, mask).
     case batchVerify([VerifyRequest])
+    /// SCORE: header, rows descriptor, parameters (JSON, may be empty), logits, observed tokens (, mask).
+    case score(ScoreRequest)
+    /// CLASSIFY: header, rows descriptor, parameters (JSON), logits (, mask).
+    case classify(ClassifyRequest)
 
     /// Parses the frames of one request (without any routing envelope). Throws the ERROR to send back;
     /// `header` is set whenever the header itself was valid, for the reply's request id.
@@ -74,6 +78,23 @@ public enum Request: @unchecked Sendable {
             }
             let parameters = try ProbsParameters.parse(frames[2], vocab: descriptor.vocab)
             return (header, .probs(ProbsRequest(rows: DecodeRequest(descriptor: descriptor, parameters: DecodeParameters(), logits: frames[3], masks: masks), parameters: parameters)))
+        case .score:
+            let count = header.hasMask ? 6 : 5
+            try expectFrames(count...count, header.hasMask ? "6 frames (header, rows descriptor, parameters, logits, observed tokens, mask) with the mask flag" : "5 frames (header, rows descriptor, parameters, logits, observed tokens)")
+            let descriptor = try RowsDescriptor.parse(frames[1], limits: limits)
+            try checkPayload(frames[3], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
+            let masks = header.hasMask ? try RowMasks.parse(frames[5], rows: descriptor.rows, vocab: descriptor.vocab) : nil
+            let parameters = try ScoreParameters.parse(frames[2], vocab: descriptor.vocab, limits: limits)
+            let tokens = try ScoreRequest.tokens(frames[4], rows: descriptor.rows, vocab: descriptor.vocab)
+            return (header, .score(ScoreRequest(rows: DecodeRequest(descriptor: descriptor, parameters: DecodeParameters(), logits: frames[3], masks: masks), tokens: tokens, parameters: parameters)))
+        case .classify:
+            let count = header.hasMask ? 5 : 4
+            try expectFrames(count...count, header.hasMask ? "5 frames (header, rows descriptor, parameters, logits, mask) with the mask flag" : "4 frames (header, rows descriptor, parameters, logits)")
+            let descriptor = try RowsDescriptor.parse(frames[1], limits: limits)
+            try checkPayload(frames[3], rows: descriptor.rows, vocab: descriptor.vocab, dtype: descriptor.dtype)
+            let masks = header.hasMask ? try RowMasks.parse(frames[4], rows: descriptor.rows, vocab: descriptor.vocab) : nil
+            let parameters = try ClassifyParameters.parse(frames[2], vocab: descriptor.vocab, limits: limits)
+            return (header, .classify(ClassifyRequest(rows: DecodeRequest(descriptor: descriptor, parameters: DecodeParameters(), logits: frames[3], masks: masks), parameters: parameters)))
         case .open:
             try expectFrames(2...2, "2 frames (header, parameters)")
             return (header, .open(try SessionParameters.parse(frames[1], limits: limits)))
@@ -105,7 +126,7 @@ public enum Request: @unchecked Sendable {
                 throw ProtocolError(.badDescriptor, "CLOSE's session frame has \(frames[1].count) bytes; it must have 8")
             }
             return (header, .close(session: frames[1].littleEndian(at: 0, as: UInt64.self)))
-        case .welcome, .pong, .tokens, .probabilities, .opened, .stepTokens, .batchTokens, .done, .closed, .verified, .batchVerified, .error:
+        case .welcome, .pong, .tokens, .probabilities, .opened, .stepTokens, .batchTokens, .done, .closed, .verified, .batchVerified, .scored, .classified, .error:
             throw ProtocolError(.unknownType, "\(header.type) is a reply type, not a request")
         }
     }

@@ -72,6 +72,10 @@ public struct RequestHandler: Sendable {
         case .batchVerify(let verifications):
             let frames = Self.inParallel(verifications.count) { (index, workspace) throws(ProtocolError) in try self.verify(verifications[index], workspace: workspace) }
             return [Header(type: .batchVerified, requestID: header.requestID).encoded] + frames
+        case .score(let score):
+            return [Header(type: .scored, requestID: header.requestID).encoded, ScoredBody.encode(try self.score(score, workspace: workspace))]
+        case .classify(let classify):
+            return [Header(type: .classified, requestID: header.requestID).encoded] + (try self.classify(classify))
         case .close(let id):
             let session = try sessions.session(id)
             sessions.end(id, .closed)

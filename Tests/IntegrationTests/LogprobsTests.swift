@@ -51,4 +51,33 @@ struct LogprobsClientTests {
         #expect(events[1].details == event.details && events[1].tokens == event.tokens)
         #expect(events[0].tokens[0].token == (0..<Self.vocab).max { row[$0] < row[$1] })
     }
+
+    @Test("SCORE under a repetition penalty and CLASSIFY, against Float64")
+    func scoreAndClassify() throws {
+        let daemon = try DaemonProcess()
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        defer { client.close() }
+        let rows = (0..<3).flatMap { row in (0..<Self.vocab).map { Float(cos(Double($0 * (row + 2)) * 0.9) * 2) } }
+        let tokens = [4, 4, 9]
+        var parameters = ScoreParameters()
+        parameters.processors.repetitionPenalty = 2
+        parameters.promptTokenIDs = [9]
+        let scores = try client.score(rows, vocab: Self.vocab, tokens: tokens, parameters: parameters)
+        #expect(scores.count == 3)
+        for (index, token) in tokens.enumerated() {
+            var row = rows[(index * Self.vocab)..<((index + 1) * Self.vocab)].map(Double.init)
+            let raw = Self.logSoftmax(row)
+            for seen in Set([9] + tokens.prefix(index)) { row[seen] = row[seen] < 0 ? row[seen] * 2 : row[seen] / 2 }
+            let processed = Self.logSoftmax(row)
+            #expect(abs(Double(scores[index].logprob) - processed[token]) < 1e-5)
+            #expect(abs(Double(scores[index].rawLogprob) - raw[token]) < 1e-5)
+            let entropy = -processed.reduce(0) { $0 + exp($1) * $1 }
+            #expect(abs(Double(scores[index].entropy) - entropy) < 1e-4)
+        }
+        let classes = try client.classify(rows, vocab: Self.vocab, tokens: [1, 2], temperature: 0.5)
+        for (index, result) in classes.enumerated() {
+            let a = Double(rows[index * Self.vocab + 1]) / 0.5, b = Double(rows[index * Self.vocab + 2]) / 0.5
+            #expect(abs(Double(result.probabilities[0]) - 1 / (1 + exp(b - a))) < 1e-6)
+        }
+    }
 }

@@ -21,6 +21,7 @@ from .session import Session, StepResult, VerifyResult
 from .wire import (BATCH_STEP, BATCH_TOKENS, BATCH_VERIFIED, BATCH_VERIFY, BEAM_RECORD, CLOSE, CLOSED, DECODE, DESCRIPTOR,
                    DONE, DRAFT_LAYOUTS, DTYPE_CODES, ERROR, ERROR_NAMES, FINISH_REASONS, HEADER, HELLO, MAGIC, MASK_FOLLOWS,
                    OPEN, OPENED, PING, PONG, PROBABILITIES, PROBS, PROTOCOL_VERSION, SEQUENCE_RECORD, STEP, STEP_DESCRIPTOR,
+                   SCORE, SCORE_RECORD, SCORED, CLASSIFY, CLASSIFIED,
                    STEP_SUMMARY, STEP_TOKENS, TOKEN_RECORD, TOKENS, VERIFIED, VERIFY, VERIFY_DESCRIPTOR, VERIFY_SUMMARY,
                    WELCOME, LogitdError, LogitdTimeout, encode_mask, encode_rows, header, to_bfloat16)
 
@@ -30,7 +31,7 @@ __all__ = [  # the client, its sessions, and the wire's names (docs/PROTOCOL.md)
     "DESCRIPTOR", "DONE", "DRAFT_LAYOUTS", "DTYPE_CODES", "ERROR", "ERROR_NAMES", "FINISH_REASONS", "HEADER", "HELLO", "MAGIC",
     "MASK_FOLLOWS", "OPEN", "OPENED", "PING", "PONG", "PROBABILITIES", "PROBS", "PROTOCOL_VERSION", "SEQUENCE_RECORD", "STEP",
     "STEP_DESCRIPTOR", "STEP_SUMMARY", "STEP_TOKENS", "TOKEN_RECORD", "TOKENS", "VERIFIED", "VERIFY", "VERIFY_DESCRIPTOR",
-    "VERIFY_SUMMARY", "WELCOME",
+    "VERIFY_SUMMARY", "WELCOME", "SCORE", "SCORE_RECORD", "SCORED", "CLASSIFY", "CLASSIFIED",
 ]
 
 
@@ -109,6 +110,32 @@ class Client:
             return np.frombuffer(body, dtype="<f4").reshape(rows, vocab)
         records = np.frombuffer(body, dtype=TOKEN_RECORD).reshape(rows, top_n)
         return records["token"].astype(np.int64), records["logprob"].astype(np.float32)
+
+    def score(self, logits: np.ndarray, tokens, dtype: str = "f32", mask=None, **processors) -> np.ndarray:
+        """SCORE: row i scored as the distribution of tokens[i] after `prompt_token_ids` and
+        tokens[:i], under the stated processors (OPEN's keys; none: the raw rows). Returns a record
+        array with fields logprob, raw_logprob, rank, entropy (one per row)."""
+        logits = np.atleast_2d(np.asarray(logits))
+        rows, vocab = logits.shape
+        body, = self.request(SCORE, [
+            DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
+            json.dumps(processors).encode() if processors else b"",
+            encode_rows(logits, dtype),
+            np.asarray(tokens, dtype="<u4").tobytes(),
+        ], SCORED, mask=mask)
+        return np.frombuffer(body, dtype=SCORE_RECORD)
+
+    def classify(self, logits: np.ndarray, token_ids, temperature: float = 1.0, dtype: str = "f32", mask=None):
+        """CLASSIFY: per row, softmax(logits[token_ids] / temperature) and ln of the classes' total
+        probability under the whole row. Returns (probabilities (rows, C), log masses (rows,))."""
+        logits = np.atleast_2d(np.asarray(logits))
+        rows, vocab = logits.shape
+        probabilities, masses = self.request(CLASSIFY, [
+            DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
+            json.dumps({"token_ids": [int(t) for t in token_ids], "temperature": temperature}).encode(),
+            encode_rows(logits, dtype),
+        ], CLASSIFIED, mask=mask)
+        return np.frombuffer(probabilities, "<f4").reshape(rows, len(token_ids)), np.frombuffer(masses, "<f4")
 
     def batch_step(self, steps: list[tuple], dtype: str = "f32") -> list:
         """BATCH STEP: one step of several sessions (same vocab_size) in one message, decoded in

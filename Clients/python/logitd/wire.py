@@ -18,9 +18,11 @@ OPEN, STEP, CLOSE = 0x10, 0x11, 0x13
 OPENED, STEP_TOKENS, BATCH_TOKENS, CLOSED, DONE = 0x90, 0x91, 0x92, 0x93, 0x9F
 BATCH_STEP = 0x12
 VERIFY, BATCH_VERIFY, VERIFIED, BATCH_VERIFIED = 0x14, 0x15, 0x94, 0x95
+SCORE, CLASSIFY, SCORED, CLASSIFIED = 0x16, 0x17, 0x96, 0x97
 
 DTYPE_CODES = {"f32": 1, "f16": 2, "bf16": 3}
 TOKEN_RECORD = np.dtype([("token", "<u4"), ("logprob", "<f4")])
+SCORE_RECORD = np.dtype([("logprob", "<f4"), ("raw_logprob", "<f4"), ("rank", "<u4"), ("entropy", "<f4")])
 
 ERROR_NAMES = {
     1: "MALFORMED_HEADER", 2: "BAD_MAGIC", 3: "UNSUPPORTED_VERSION", 4: "UNKNOWN_TYPE",
@@ -46,7 +48,7 @@ class LogitdTimeout(Exception):
     """No reply within the client's timeout."""
 
 
-MASK_FOLLOWS = 0x0001  # header flag: a mask frame follows the logits (DECODE, PROBS, STEP, BATCH STEP, VERIFY, BATCH VERIFY)
+MASK_FOLLOWS = 0x0001  # header flag: a mask frame follows the request's frames (DECODE, PROBS, STEP, BATCH STEP, VERIFY, BATCH VERIFY, SCORE, CLASSIFY)
 
 
 def header(msg_type: int, request_id: int, flags: int = 0) -> bytes:

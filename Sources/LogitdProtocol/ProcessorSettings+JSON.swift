@@ -5,6 +5,15 @@ import Foundation
 #endif
 import Decoding
 
+/// A JSON object key given as a string.
+struct JSONKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
 extension ProcessorSettings {
     /// The request keys of the processing chain, shared by OPEN and SCORE.
     static let requestKeys: Set<String> = [
@@ -12,6 +21,29 @@ extension ProcessorSettings {
         "min_tokens_to_keep", "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
         "logit_bias", "banned_token_ids", "banned_sequences", "allowed_token_ids", "order",
     ]
+
+    /// Every option under its request key, as OPENED reports it.
+    func encode(into c: inout KeyedEncodingContainer<JSONKey>) throws {
+        try c.encode(minNewTokens, forKey: JSONKey("min_new_tokens"))
+        try c.encode(eosTokens, forKey: JSONKey("eos_token_ids"))
+        try c.encode(temperature, forKey: JSONKey("temperature"))
+        try c.encode(topK, forKey: JSONKey("top_k"))
+        try c.encode(topP, forKey: JSONKey("top_p"))
+        try c.encode(minP, forKey: JSONKey("min_p"))
+        try c.encode(typicalP, forKey: JSONKey("typical_p"))
+        try c.encode(epsilonCutoff, forKey: JSONKey("epsilon_cutoff"))
+        try c.encode(etaCutoff, forKey: JSONKey("eta_cutoff"))
+        try c.encode(minTokensToKeep, forKey: JSONKey("min_tokens_to_keep"))
+        try c.encode(repetitionPenalty, forKey: JSONKey("repetition_penalty"))
+        try c.encode(presencePenalty, forKey: JSONKey("presence_penalty"))
+        try c.encode(frequencyPenalty, forKey: JSONKey("frequency_penalty"))
+        try c.encode(noRepeatNGramSize, forKey: JSONKey("no_repeat_ngram_size"))
+        try c.encode(Dictionary(uniqueKeysWithValues: logitBias.map { (String($0.key), $0.value) }), forKey: JSONKey("logit_bias"))
+        try c.encode(bannedTokens, forKey: JSONKey("banned_token_ids"))
+        try c.encode(bannedSequences, forKey: JSONKey("banned_sequences"))
+        try c.encode(allowedTokens, forKey: JSONKey("allowed_token_ids"))
+        try c.encode(order.map(\.rawValue), forKey: JSONKey("order"))
+    }
 
     /// The chain's options from a request's parameters (domains are checked by `validate`).
     static func parse(_ reader: ParameterReader) throws(ProtocolError) -> ProcessorSettings {
