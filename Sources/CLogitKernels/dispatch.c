@@ -151,6 +151,10 @@ int64_t lk_count_at_least(const void *row, int64_t count, int dtype, const uint3
     return kernels()->count_at_least(row, count, dtype, mask, threshold);
 }
 
+int64_t lk_finite_moments(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, double *sums) {
+    return kernels()->finite_moments(row, count, dtype, mask, shift, sums);
+}
+
 int64_t lk_distribution(const void *row, int64_t count, int dtype, double *sum) { return kernels()->distribution(row, count, dtype, sum); }
 
 float lk_exp(float x) { return kernels()->exp(x); }

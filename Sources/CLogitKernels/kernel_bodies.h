@@ -306,6 +306,44 @@ INLINE int64_t count_body(view row, int64_t count, const int dtype, float thresh
     return total;
 }
 
+/// Over the finite elements (masked ones read -inf and are left out): how many, Σ (xᵢ − shift)
+/// and Σ (xᵢ − shift)² in Double — the mean and population variance of top-n-σ.
+INLINE int64_t moments_body(view row, int64_t count, const int dtype, float shift, double *sums) {
+    f64x16 linear = (f64x16)(0.0), squares = (f64x16)(0.0);
+    i32x16 finite = (i32x16)(0);
+    const int64_t vector_end = count & ~(int64_t)15;
+    int64_t index = 0;
+    while (index < vector_end) {
+        f32x16 block_linear = splat(0), block_squares = splat(0);
+        const int64_t block_end = vector_end < index + 256 ? vector_end : index + 256;
+        for (; index < block_end; index += 16) {
+            const f32x16 v = load16(row, index, dtype);
+            const i32x16 keep = v > -INFINITY;
+            const f32x16 d = keep ? v - shift : splat(0);
+            block_linear += d;
+            block_squares += d * d;
+            finite -= keep;
+        }
+        linear += __builtin_convertvector(block_linear, f64x16);
+        squares += __builtin_convertvector(block_squares, f64x16);
+    }
+    int64_t total = 0;
+    for (int lane = 0; lane < 16; lane++) total += finite[lane];
+    double sum = hsum64(linear), sum_squares = hsum64(squares);
+    for (; index < count; index++) {
+        const float v = load1(row, index, dtype);
+        if (v > -INFINITY) {
+            const float d = v - shift;
+            sum += (double)d;
+            sum_squares += (double)(d * d);
+            total++;
+        }
+    }
+    sums[0] = sum;
+    sums[1] = sum_squares;
+    return total;
+}
+
 /// Σ xᵢ in Double, and the first index whose element is not a probability (NaN or negative), or
 /// -1: the check of a draft distribution.
 INLINE int64_t distribution_body(view row, int64_t count, const int dtype, double *sum) {

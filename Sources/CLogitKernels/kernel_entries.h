@@ -91,6 +91,10 @@ static int64_t LK_NAME(count_at_least)(const void *row, int64_t count, int dtype
     DISPATCH(count_body, threshold);
 }
 
+static int64_t LK_NAME(finite_moments)(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, double *sums) {
+    DISPATCH(moments_body, shift, sums);
+}
+
 static int64_t LK_NAME(distribution)(const void *row, int64_t count, int dtype, double *sum) {
     const view plain = {row, NULL};
     switch (dtype) {
@@ -114,6 +118,7 @@ const lk_table LK_NAME(table) = {
     .candidate_weights = LK_NAME(candidate_weights),
     .sum = LK_NAME(sum),
     .count_at_least = LK_NAME(count_at_least),
+    .finite_moments = LK_NAME(finite_moments),
     .distribution = LK_NAME(distribution),
     .exp = LK_NAME(exp),
 };

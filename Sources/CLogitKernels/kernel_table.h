@@ -16,6 +16,7 @@ typedef struct {
     void (*candidate_weights)(const lk_candidate *, int64_t, float, float *);
     float (*sum)(const void *, int64_t, int);
     int64_t (*count_at_least)(const void *, int64_t, int, const uint32_t *, float);
+    int64_t (*finite_moments)(const void *, int64_t, int, const uint32_t *, float, double *);
     int64_t (*distribution)(const void *, int64_t, int, double *);
     float (*exp)(float);
 } lk_table;

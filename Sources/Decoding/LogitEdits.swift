@@ -86,7 +86,7 @@ extension ProcessorSettings {
             if history.generated.count < minNewTokens {
                 for token in eosTokens { target.setLogit(-.infinity, of: token) }
             }
-        case .temperature, .topK, .topP, .minP, .typicalP, .epsilon, .eta:
+        case .temperature, .topK, .topP, .minP, .typicalP, .epsilon, .eta, .topNSigma, .xtc, .mirostat:
             preconditionFailure("\(kind) is a warper, not an edit")
         }
     }

@@ -35,7 +35,7 @@ public struct LogitsPipeline: Sendable {
     /// (greedy and beam search use the edits alone, as Hugging Face does); without `truncating`,
     /// the stages that remove tokens are skipped (the distribution of `logprobs_mode`
     /// "temperature"). The result may point into `workspace`: use it before the workspace's next use.
-    public func candidates(for row: LogitRow, history: TokenHistory, sampling: Bool, truncating: Bool = true, workspace: Workspace) throws(LogitRowError) -> CandidateSet {
+    public func candidates(for row: LogitRow, history: TokenHistory, sampling: Bool, truncating: Bool = true, state: StageState = StageState(), workspace: Workspace) throws(LogitRowError) -> CandidateSet {
         var summary = try row.validatedSummary(workspace, slot: .pipelineBlocks)
         var set = CandidateSet.dense(row, scale: 1)
         for stage in running(sampling: sampling, truncating: truncating) {
@@ -54,7 +54,7 @@ public struct LogitsPipeline: Sendable {
                 settings.applyEdit(stage, to: &target, history: history)
                 set = .sparse(target.candidates)
             case (true, _):
-                set = warp(set, stage, summary: summary, workspace: workspace)
+                set = warp(set, stage, summary: summary, state: state, workspace: workspace)
             }
             if case .sparse(let candidates) = set, candidates.isEmpty { throw .noCandidates }
         }
@@ -64,7 +64,7 @@ public struct LogitsPipeline: Sendable {
     /// Runs the chain on a row given as candidates (every other token -inf), without ever
     /// building the dense row: the result equals that of the dense row. `candidates` must hold
     /// distinct tokens; they are validated here (no NaN or +inf, not all -inf).
-    public func candidates(forSparse candidates: [Candidate], history: TokenHistory, sampling: Bool, truncating: Bool = true) throws(LogitRowError) -> CandidateSet {
+    public func candidates(forSparse candidates: [Candidate], history: TokenHistory, sampling: Bool, truncating: Bool = true, state: StageState = StageState()) throws(LogitRowError) -> CandidateSet {
         guard !candidates.isEmpty else { throw .empty }
         for candidate in candidates {
             if candidate.logit.isNaN { throw .notANumber(index: Int(candidate.token)) }
@@ -74,7 +74,7 @@ public struct LogitsPipeline: Sendable {
         guard !list.isEmpty else { throw .allMasked }
         for stage in running(sampling: sampling, truncating: truncating) {
             if stage.isWarper {
-                guard case .sparse(let warped) = warp(.sparse(list), stage, summary: nil, workspace: nil) else { continue }
+                guard case .sparse(let warped) = warp(.sparse(list), stage, summary: nil, state: state, workspace: nil) else { continue }
                 list = warped
             } else {
                 var target = SparseEdits(candidates: list)
@@ -87,12 +87,17 @@ public struct LogitsPipeline: Sendable {
     }
 
     /// `summary` and `workspace` are needed for dense sets only.
-    private func warp(_ set: CandidateSet, _ stage: ProcessorKind, summary: RowSummary?, workspace: Workspace?) -> CandidateSet {
+    private func warp(_ set: CandidateSet, _ stage: ProcessorKind, summary: RowSummary?, state: StageState, workspace: Workspace?) -> CandidateSet {
         let minKeep = settings.minTokensToKeep
+        // XTC fires on its coin; mirostat needs the sequence's μ (greedy and scoring have neither).
+        if stage == .xtc && !(state.xtcCoin.map { $0 < Double(settings.xtcProbability) } ?? false) { return set }
+        if stage == .mirostat && state.mirostatMu == nil { return set }
         switch set {
         case .dense(let row, let scale):
             guard let summary, let workspace else { preconditionFailure("a dense set needs its row summary and a workspace") }
             switch stage {
+            case .temperature where settings.dynatempRange > 0:
+                return Warpers.dynamicTemperature(row, scale: scale, summary: summary, settings: settings)
             case .temperature: return .dense(row, scale: scale / settings.temperature)
             case .topK: return .sparse(Warpers.topK(row, summary: summary, scale: scale, k: max(settings.topK, minKeep), workspace: workspace))
             case .topP: return .sparse(Warpers.topP(row, summary: summary, scale: scale, p: settings.topP, minKeep: minKeep, workspace: workspace))
@@ -100,10 +105,15 @@ public struct LogitsPipeline: Sendable {
             case .typicalP: return .sparse(Warpers.typical(set.materialized(), mass: settings.typicalP, minKeep: minKeep))
             case .epsilon: return .sparse(Warpers.epsilon(row, summary: summary, scale: scale, cutoff: settings.epsilonCutoff, minKeep: minKeep, workspace: workspace))
             case .eta: return .sparse(Warpers.eta(set.materialized(), cutoff: settings.etaCutoff, minKeep: minKeep))
+            case .topNSigma: return .sparse(Warpers.topNSigma(row, summary: summary, scale: scale, n: settings.topNSigma, workspace: workspace))
+            case .xtc: return Warpers.xtc(row, summary: summary, scale: scale, threshold: settings.xtcThreshold, minKeep: minKeep, workspace: workspace)
+            case .mirostat: return .sparse(Warpers.mirostat(row, summary: summary, scale: scale, mu: state.mirostatMu!, workspace: workspace))
             default: preconditionFailure("\(stage) is not a warper")
             }
         case .sparse(var candidates):
             switch stage {
+            case .temperature where settings.dynatempRange > 0:
+                return .sparse(Warpers.dynamicTemperature(candidates, settings: settings))
             case .temperature:
                 let inverse = 1 / settings.temperature
                 for index in candidates.indices { candidates[index].logit *= inverse }
@@ -114,6 +124,9 @@ public struct LogitsPipeline: Sendable {
             case .typicalP: return .sparse(Warpers.typical(candidates, mass: settings.typicalP, minKeep: minKeep))
             case .epsilon: return .sparse(Warpers.epsilon(candidates, cutoff: settings.epsilonCutoff, minKeep: minKeep))
             case .eta: return .sparse(Warpers.eta(candidates, cutoff: settings.etaCutoff, minKeep: minKeep))
+            case .topNSigma: return .sparse(Warpers.topNSigma(candidates, n: settings.topNSigma))
+            case .xtc: return .sparse(Warpers.xtc(candidates, threshold: settings.xtcThreshold, minKeep: minKeep))
+            case .mirostat: return .sparse(Warpers.mirostat(candidates, mu: state.mirostatMu!))
             default: preconditionFailure("\(stage) is not a warper")
             }
         }

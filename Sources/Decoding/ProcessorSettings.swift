@@ -14,9 +14,13 @@ public enum ProcessorKind: String, CaseIterable, Sendable, Codable {
     case typicalP = "typical_p"
     case epsilon
     case eta
+    case topNSigma = "top_n_sigma"
+    case xtc
+    case mirostat
 
     /// The default order: edits that depend on the sequence so far, then the warpers, in
-    /// Hugging Face transformers' order (temperature, top-k, top-p, min-p, typical, epsilon, eta).
+    /// Hugging Face transformers' order (temperature, top-k, top-p, min-p, typical, epsilon, eta),
+    /// then llama.cpp's top-n-σ and XTC, and mirostat, which llama.cpp runs last.
     public static let defaultOrder: [ProcessorKind] = allCases
 
     /// Warpers that remove tokens (every warper but temperature).
@@ -25,7 +29,7 @@ public enum ProcessorKind: String, CaseIterable, Sendable, Codable {
     /// Stages that reshape the distribution for sampling; beam search and greedy skip them.
     public var isWarper: Bool {
         switch self {
-        case .temperature, .topK, .topP, .minP, .typicalP, .epsilon, .eta: true
+        case .temperature, .topK, .topP, .minP, .typicalP, .epsilon, .eta, .topNSigma, .xtc, .mirostat: true
         default: false
         }
     }
@@ -49,6 +53,22 @@ public struct ProcessorSettings: Equatable, Sendable {
     /// Eta sampling (the same paper, EtaLogitsWarper): keep tokens whose probability is at least
     /// min(ε, √ε · e^−H), H the entropy; 0: off.
     public var etaCutoff: Float = 0
+    /// Top-n-σ (Tang et al. 2024, llama.cpp's top-n-sigma): remove tokens whose logit is below
+    /// max − n·σ, σ the population standard deviation of the finite logits; 0: off.
+    public var topNSigma: Float = 0
+    /// XTC, "exclude top choices" (llama.cpp's xtc): with this probability per token (a seeded
+    /// coin), remove every token whose probability is at least `xtcThreshold` but the least likely
+    /// of them; 0: off.
+    public var xtcProbability: Float = 0
+    public var xtcThreshold: Float = 0.1
+    /// Dynamic temperature (llama.cpp's temp-ext): when > 0, the temperature is
+    /// max(0, T − range) + 2·range·(H / ln n)^exponent, H the entropy of the n candidates; 0: off.
+    public var dynatempRange: Float = 0
+    public var dynatempExponent: Float = 1
+    /// Mirostat 2.0 (Basu et al. 2020, llama.cpp's mirostat-v2): target surprise τ in bits, learning
+    /// rate η; keeps the tokens whose surprise −log₂ p is at most the sequence's μ (μ₀ = 2τ); 0: off.
+    public var mirostatTau: Float = 0
+    public var mirostatEta: Float = 0.1
     /// Warpers never leave fewer tokens than this.
     public var minTokensToKeep: Int = 1
     /// Divides positive / multiplies negative logits of every token already in the sequence
@@ -88,13 +108,16 @@ public struct ProcessorSettings: Equatable, Sendable {
         case .bannedTokens: !bannedTokens.isEmpty || !bannedSequences.isEmpty
         case .allowedTokens: allowedTokens != nil
         case .minTokens: minNewTokens > 0 && !eosTokens.isEmpty
-        case .temperature: temperature != 1 && temperature != 0
+        case .temperature: temperature != 0 && (temperature != 1 || dynatempRange > 0)
         case .topK: topK > 0
         case .topP: topP < 1
         case .minP: minP > 0
         case .typicalP: typicalP < 1
         case .epsilon: epsilonCutoff > 0
         case .eta: etaCutoff > 0
+        case .topNSigma: topNSigma > 0
+        case .xtc: xtcProbability > 0 && xtcThreshold <= 0.5
+        case .mirostat: mirostatTau > 0
         }
     }
 
@@ -119,6 +142,13 @@ public struct ProcessorSettings: Equatable, Sendable {
         try require(epsilonCutoff >= 0 && epsilonCutoff < 1, "epsilon_cutoff", "must be in [0, 1) (0 turns it off)")
         try require(etaCutoff >= 0 && etaCutoff < 1, "eta_cutoff", "must be in [0, 1) (0 turns it off)")
         try require(minTokensToKeep >= 1, "min_tokens_to_keep", "must be ≥ 1")
+        try require(topNSigma.isFinite && topNSigma >= 0, "top_n_sigma", "must be a finite number ≥ 0 (0 turns it off)")
+        try require(xtcProbability >= 0 && xtcProbability <= 1, "xtc_probability", "must be in [0, 1] (0 turns it off)")
+        try require(xtcThreshold >= 0 && xtcThreshold <= 1, "xtc_threshold", "must be in [0, 1] (above 0.5 it removes nothing)")
+        try require(dynatempRange.isFinite && dynatempRange >= 0, "dynatemp_range", "must be a finite number ≥ 0 (0 turns it off)")
+        try require(dynatempExponent.isFinite && dynatempExponent > 0, "dynatemp_exponent", "must be a finite number > 0")
+        try require(mirostatTau.isFinite && mirostatTau >= 0, "mirostat_tau", "must be a finite number ≥ 0 (0 turns it off)")
+        try require(mirostatEta.isFinite && mirostatEta > 0, "mirostat_eta", "must be a finite number > 0")
         try require(repetitionPenalty.isFinite && repetitionPenalty > 0, "repetition_penalty", "must be a finite number > 0")
         try require(presencePenalty.isFinite, "presence_penalty", "must be finite")
         try require(frequencyPenalty.isFinite, "frequency_penalty", "must be finite")

@@ -105,6 +105,13 @@ extension LogitRow {
 }
 
 extension LogitRow {
+    /// Over the finite elements: how many, Σ (xᵢ − shift) and Σ (xᵢ − shift)².
+    func finiteMoments(shiftedBy shift: Float) -> (count: Int, sum: Double, sumSquares: Double) {
+        var sums = (0.0, 0.0)
+        let count = withUnsafeMutableBytes(of: &sums) { lk_finite_moments(base, Int64(self.count), kernelType, kernelMask, shift, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
+        return (Int(count), sums.0, sums.1)
+    }
+
     /// How many elements are ≥ `threshold` (masked ones read -inf).
     func count(atLeast threshold: Float) -> Int {
         Int(lk_count_at_least(base, Int64(count), kernelType, kernelMask, threshold))

@@ -45,6 +45,8 @@ public struct TokenReport: Equatable, Sendable {
     public var tokenLogprobs: [Float]
     /// The tokens the chain kept, ascending; nil unless asked.
     public var support: [Int]?
+    /// Mirostat: the sequence's μ after this token (μ − η·(surprise − τ)); nil without mirostat.
+    public var mirostatMu: Float?
 }
 
 /// log p of any token under a candidate set, its normaliser computed once; and its entropy.
@@ -102,29 +104,31 @@ struct SetDistribution {
 extension TokenSelector {
     /// Chooses the next token of `sequence` (whose next token is at `step`) from a dense row and
     /// reports what `request` asks for.
-    public func report(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, workspace: Workspace) throws(LogitRowError) -> TokenReport {
+    public func report(from row: LogitRow, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, mirostatMu: Float? = nil, workspace: Workspace) throws(LogitRowError) -> TokenReport {
         if generator == nil && pipeline.isIdentity(sampling: false) && request == ReportRequest(alternatives: request.alternatives) {
             // Plain greedy: one read of the row validates it and gives the argmax and its log p.
             return TokenReport(choice: try Greedy.choose(from: row), alternatives: Sampler.alternatives(request.alternatives, of: .dense(row, scale: 1), workspace: workspace),
-                               rank: nil, tokenLogprobs: [], support: nil)
+                               rank: nil, tokenLogprobs: [], support: nil, mirostatMu: nil)
         }
         let sampling = generator != nil
-        let set = try pipeline.candidates(for: row, history: history, sampling: sampling, workspace: workspace)
+        let state = stageState(sequence: sequence, step: step, mirostatMu: mirostatMu)
+        let set = try pipeline.candidates(for: row, history: history, sampling: sampling, state: state, workspace: workspace)
         let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
         let support = request.support ? Self.tokens(of: set, workspace: workspace) : nil
         let rank = request.rank ? row.count(atLeast: row[choice.token]) : nil
         let reported: CandidateSet = switch request.mode {
         case .processed: set
         case .raw: .dense(row, scale: 1)
-        case .temperature: try pipeline.candidates(for: row, history: history, sampling: sampling, truncating: false, workspace: workspace)
+        case .temperature: try pipeline.candidates(for: row, history: history, sampling: sampling, truncating: false, state: state, workspace: workspace)
         }
-        return Self.report(choice, in: reported, processed: request.mode == .processed, rank: rank, support: support, request: request, workspace: workspace)
+        return report(choice, in: reported, processed: request.mode == .processed, rank: rank, support: support, request: request, state: state, workspace: workspace)
     }
 
     /// The same for a row given as distinct candidates (every other token of the `vocab` -inf).
-    public func report(fromSparse candidates: [Candidate], vocab: Int, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, workspace: Workspace) throws(LogitRowError) -> TokenReport {
+    public func report(fromSparse candidates: [Candidate], vocab: Int, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, mirostatMu: Float? = nil, workspace: Workspace) throws(LogitRowError) -> TokenReport {
         let sampling = generator != nil
-        let set = try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling)
+        let state = stageState(sequence: sequence, step: step, mirostatMu: mirostatMu)
+        let set = try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling, state: state)
         let choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: step)) } ?? Sampler.greedy(set)
         let support = request.support ? Self.tokens(of: set, workspace: workspace) : nil
         var rank: Int?
@@ -136,20 +140,35 @@ extension TokenSelector {
         case .processed: set
         // The pipeline validated the candidates.
         case .raw: .sparse(candidates.filter { $0.logit > -.infinity })
-        case .temperature: try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling, truncating: false)
+        case .temperature: try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling, truncating: false, state: state)
         }
-        return Self.report(choice, in: reported, processed: request.mode == .processed, rank: rank, support: support, request: request, workspace: workspace)
+        return report(choice, in: reported, processed: request.mode == .processed, rank: rank, support: support, request: request, state: state, workspace: workspace)
     }
 
-    private static func report(_ choice: TokenChoice, in set: CandidateSet, processed: Bool, rank: Int?, support: [Int]?, request: ReportRequest, workspace: Workspace) -> TokenReport {
+    /// XTC's coin (draw purpose 3 at this token's position) and the sequence's mirostat μ.
+    public func stageState(sequence: Int, step: Int, mirostatMu: Float?) -> StageState {
+        let coin = pipeline.settings.isActive(.xtc) ? generator?.uniform(sequence: sequence, step: step, draw: 3) : nil
+        return StageState(xtcCoin: coin, mirostatMu: pipeline.settings.isActive(.mirostat) ? mirostatMu : nil)
+    }
+
+    /// Mirostat's μ update after choosing a token with log-probability `logprob` (nats) under the
+    /// final distribution: μ − η·(−log₂ p − τ).
+    public func updatedMirostatMu(_ mu: Float?, logprob: Float) -> Float? {
+        let settings = pipeline.settings
+        guard let mu, settings.isActive(.mirostat), generator != nil else { return mu }
+        return mu - settings.mirostatEta * (Float(-Double(logprob) / Double.log(2)) - settings.mirostatTau)
+    }
+
+    private func report(_ choice: TokenChoice, in set: CandidateSet, processed: Bool, rank: Int?, support: [Int]?, request: ReportRequest, state: StageState, workspace: Workspace) -> TokenReport {
         let alternatives = Sampler.alternatives(request.alternatives, of: set, workspace: workspace)
+        let mu = updatedMirostatMu(state.mirostatMu, logprob: choice.logprob)
         guard !processed || !request.tokenIDs.isEmpty else {
-            return TokenReport(choice: choice, alternatives: alternatives, rank: rank, tokenLogprobs: [], support: support)
+            return TokenReport(choice: choice, alternatives: alternatives, rank: rank, tokenLogprobs: [], support: support, mirostatMu: mu)
         }
         let distribution = SetDistribution(set)
         let logprobs = distribution.logprobs(of: [choice.token] + request.tokenIDs)
         return TokenReport(choice: processed ? choice : TokenChoice(token: choice.token, logprob: logprobs[0]), alternatives: alternatives,
-                           rank: rank, tokenLogprobs: Array(logprobs.dropFirst()), support: support)
+                           rank: rank, tokenLogprobs: Array(logprobs.dropFirst()), support: support, mirostatMu: mu)
     }
 
     /// The tokens of a set, ascending.

@@ -116,13 +116,13 @@ extension TokenSelector {
         var history = history
         var result = Verification(accepted: 0, tokens: [], alternatives: [], finishReason: nil)
         for position in 0...draft.count {
+            let at = history.generated.count
             let set: CandidateSet
             do throws(LogitRowError) {
-                set = try processed(targets[position], history: history, workspace: workspace)
+                set = try processed(targets[position], history: history, state: stageState(sequence: sequence, step: at, mirostatMu: nil), workspace: workspace)
             } catch {
                 throw .row(position, error)
             }
-            let at = history.generated.count
             let choice: TokenChoice
             var accepted = false
             if position == draft.count {
@@ -158,11 +158,11 @@ extension TokenSelector {
     }
 
     /// The distribution plain decoding would choose from: the whole chain (sampling) or the
-    /// edits alone (greedy).
-    private func processed(_ row: TargetRow, history: TokenHistory, workspace: Workspace) throws(LogitRowError) -> CandidateSet {
+    /// edits alone (greedy), with XTC's coin of this position.
+    private func processed(_ row: TargetRow, history: TokenHistory, state: StageState, workspace: Workspace) throws(LogitRowError) -> CandidateSet {
         switch row {
-        case .dense(let row): try pipeline.candidates(for: row, history: history, sampling: generator != nil, workspace: workspace)
-        case .sparse(let candidates): try pipeline.candidates(forSparse: candidates, history: history, sampling: generator != nil)
+        case .dense(let row): try pipeline.candidates(for: row, history: history, sampling: generator != nil, state: state, workspace: workspace)
+        case .sparse(let candidates): try pipeline.candidates(forSparse: candidates, history: history, sampling: generator != nil, state: state)
         }
     }
 }

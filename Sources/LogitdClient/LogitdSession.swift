@@ -50,6 +50,8 @@ public final class LogitdSession {
     public private(set) var sequences: [[Int]]
     public private(set) var finishReasons: [FinishReason?]
     public private(set) var logprobSums: [Double]
+    /// Mirostat sessions: every sequence's μ after the last step (recovery sends it back).
+    public private(set) var mirostatMu: [Float]?
     /// Beam search: the tokens and scores of each live beam, and the kept hypotheses, best first.
     public private(set) var livePrefixes: [[Int]] = [[]]
     public private(set) var liveScores: [Double] = [0]
@@ -66,9 +68,10 @@ public final class LogitdSession {
         finishReasons = Array(repeating: nil, count: count)
         logprobSums = Array(repeating: 0, count: count)
         switch parameters.history {
-        case .sequences(let tokens, let sums)?:
+        case .sequences(let tokens, let sums, let mu)?:
             sequences = tokens
             logprobSums = sums
+            mirostatMu = mu
             finishReasons = tokens.map { $0.isEmpty ? nil : parameters.stopConditions.finishReason($0) }
         case .beam(let beams, let finished)?:
             livePrefixes = beams.map(\.tokens)
@@ -88,7 +91,7 @@ public final class LogitdSession {
             }
             return .beam(beams: beams, finished: finished)
         }
-        return .sequences(tokens: sequences, logprobSums: logprobSums)
+        return .sequences(tokens: sequences, logprobSums: logprobSums, mirostatMu: mirostatMu)
     }
 
     /// Re-opens this session on the daemon from its history (same seed and parameters), after a
@@ -133,7 +136,12 @@ public final class LogitdSession {
         var event: StepEvent
         do throws(ProtocolError) {
             let summary = try body[0].withUnsafeBytes(StepSummary.parse)
-            let json = body[3].count > 0 ? try body[3].withUnsafeBytes(SessionResult.parse) : nil
+            // Frame 4 of a running greedy/sample step is empty, or a mirostat session's μ.
+            let running = summary.kind == .sequences && !summary.isDone
+            let json = body[3].count > 0 && !running ? try body[3].withUnsafeBytes(SessionResult.parse) : nil
+            if running && body[3].count > 0 {
+                mirostatMu = try body[3].withUnsafeBytes(MirostatState.parse).mu
+            }
             switch summary.kind {
             case .sequences:
                 event = StepEvent(summary: summary, tokens: try body[1].withUnsafeBytes(SequenceToken.parse), beams: [],

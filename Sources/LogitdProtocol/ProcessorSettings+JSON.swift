@@ -20,6 +20,7 @@ extension ProcessorSettings {
         "min_new_tokens", "eos_token_ids", "temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
         "min_tokens_to_keep", "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
         "logit_bias", "banned_token_ids", "banned_sequences", "allowed_token_ids", "order",
+        "top_n_sigma", "xtc_probability", "xtc_threshold", "dynatemp_range", "dynatemp_exponent", "mirostat_tau", "mirostat_eta",
     ]
 
     /// Every option under its request key, as OPENED reports it.
@@ -43,6 +44,13 @@ extension ProcessorSettings {
         try c.encode(bannedSequences, forKey: JSONKey("banned_sequences"))
         try c.encode(allowedTokens, forKey: JSONKey("allowed_token_ids"))
         try c.encode(order.map(\.rawValue), forKey: JSONKey("order"))
+        try c.encode(topNSigma, forKey: JSONKey("top_n_sigma"))
+        try c.encode(xtcProbability, forKey: JSONKey("xtc_probability"))
+        try c.encode(xtcThreshold, forKey: JSONKey("xtc_threshold"))
+        try c.encode(dynatempRange, forKey: JSONKey("dynatemp_range"))
+        try c.encode(dynatempExponent, forKey: JSONKey("dynatemp_exponent"))
+        try c.encode(mirostatTau, forKey: JSONKey("mirostat_tau"))
+        try c.encode(mirostatEta, forKey: JSONKey("mirostat_eta"))
     }
 
     /// The chain's options from a request's parameters (domains are checked by `validate`).
@@ -56,6 +64,13 @@ extension ProcessorSettings {
         if let value = try reader.float("epsilon_cutoff") { p.epsilonCutoff = value }
         if let value = try reader.float("eta_cutoff") { p.etaCutoff = value }
         if let value = try reader.int("min_tokens_to_keep") { p.minTokensToKeep = value }
+        if let value = try reader.float("top_n_sigma") { p.topNSigma = value }
+        if let value = try reader.float("xtc_probability") { p.xtcProbability = value }
+        if let value = try reader.float("xtc_threshold") { p.xtcThreshold = value }
+        if let value = try reader.float("dynatemp_range") { p.dynatempRange = value }
+        if let value = try reader.float("dynatemp_exponent") { p.dynatempExponent = value }
+        if let value = try reader.float("mirostat_tau") { p.mirostatTau = value }
+        if let value = try reader.float("mirostat_eta") { p.mirostatEta = value }
         if let value = try reader.float("repetition_penalty") { p.repetitionPenalty = value }
         if let value = try reader.float("presence_penalty") { p.presencePenalty = value }
         if let value = try reader.float("frequency_penalty") { p.frequencyPenalty = value }

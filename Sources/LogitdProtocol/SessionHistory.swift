@@ -8,27 +8,29 @@ import Decoding
 /// A session's state, for OPEN to continue it: the generated tokens of every sequence (greedy /
 /// sample), or the live beams and kept hypotheses (beam).
 public enum SessionHistory: Equatable, Sendable, Encodable {
-    case sequences(tokens: [[Int]], logprobSums: [Double])
+    /// `mirostatMu`: each sequence's μ, for sessions with mirostat (the last STEP reply's).
+    case sequences(tokens: [[Int]], logprobSums: [Double], mirostatMu: [Float]? = nil)
     case beam(beams: [Beam], finished: [Hypothesis])
 
     /// The step the recovered session continues with.
     public var step: Int {
         switch self {
-        case .sequences(let tokens, _): tokens.map(\.count).max() ?? 0
+        case .sequences(let tokens, _, _): tokens.map(\.count).max() ?? 0
         case .beam(let beams, let finished): beams.first?.tokens.count ?? finished.map(\.tokens.count).max() ?? 0
         }
     }
 
     enum Key: String, CodingKey {
-        case sequences, logprobSums = "logprob_sums", beams, finished
+        case sequences, logprobSums = "logprob_sums", mirostatMu = "mirostat_mu", beams, finished
     }
 
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         switch self {
-        case .sequences(let tokens, let sums):
+        case .sequences(let tokens, let sums, let mu):
             try container.encode(tokens, forKey: .sequences)
             try container.encode(sums, forKey: .logprobSums)
+            try container.encodeIfPresent(mu, forKey: .mirostatMu)
         case .beam(let beams, let finished):
             try container.encode(beams.map { BeamState(tokens: $0.tokens, score: $0.score) }, forKey: .beams)
             try container.encode(finished.map { FinishedSequence(tokens: $0.tokens, finishReason: $0.finishReason, logprobSum: $0.logprobSum, score: $0.score) }, forKey: .finished)
@@ -69,7 +71,7 @@ public enum SessionHistory: Equatable, Sendable, Encodable {
             }
             return .beam(beams: beams, finished: finished)
         }
-        try reader.refuseUnknownKeys(known: ["sequences", "logprob_sums"])
+        try reader.refuseUnknownKeys(known: ["sequences", "logprob_sums", "mirostat_mu"])
         guard let tokens = try reader.intArrays("sequences") else {
             throw ProtocolError(.badParameters, "\"history.sequences\" is required: the generated tokens of every sequence")
         }
@@ -81,14 +83,23 @@ public enum SessionHistory: Equatable, Sendable, Encodable {
                 sums.append(number)
             }
         }
-        return .sequences(tokens: tokens, logprobSums: sums)
+        var mu: [Float]?
+        if case .array(let values)? = reader.object["mirostat_mu"] {
+            mu = []
+            for value in values {
+                guard let number = value.double, number.isFinite else { throw ProtocolError(.badParameters, "\"history.mirostat_mu\" must hold finite numbers") }
+                mu?.append(Float(number))
+            }
+        }
+        return .sequences(tokens: tokens, logprobSums: sums, mirostatMu: mu)
     }
 
     func validate(_ parameters: SessionParameters) throws(ProtocolError) {
         func refuse(_ message: String) -> ProtocolError { ProtocolError(.badParameters, "\"history\": \(message)") }
         let vocab = parameters.vocabSize
         switch self {
-        case .sequences(let tokens, let sums):
+        case .sequences(let tokens, let sums, let mu):
+            if let mu, mu.count != tokens.count { throw refuse("\"mirostat_mu\" needs one μ per sequence") }
             if tokens.count != parameters.n { throw refuse("has \(tokens.count) sequences; the session has n = \(parameters.n)") }
             if sums.count != tokens.count { throw refuse("\"logprob_sums\" needs one sum per sequence") }
             // Sequences may differ in length (VERIFY advances one sequence at a time); each

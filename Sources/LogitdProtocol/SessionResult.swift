@@ -84,3 +84,22 @@ public struct OpenedReply: Decodable, Equatable, Sendable {
         try decodeJSON(OpenedReply.self, from: frame, what: "OPENED's body")
     }
 }
+
+/// Frame 4 of a running mirostat session's STEP reply: `{"mirostat_mu": [μ₀, …]}`, every
+/// sequence's μ after the step — what OPEN's `history.mirostat_mu` takes back.
+public struct MirostatState: Codable, Equatable, Sendable {
+    public var mu: [Float]
+
+    public init(mu: [Float]) { self.mu = mu }
+
+    enum CodingKeys: String, CodingKey { case mu = "mirostat_mu" }
+
+    public var encoded: [UInt8] {
+        // Arrays of finite floats always encode.
+        Array(try! JSONEncoder().encode(self))
+    }
+
+    public static func parse(_ frame: UnsafeRawBufferPointer) throws(ProtocolError) -> MirostatState {
+        try decodeJSON(MirostatState.self, from: frame, what: "the mirostat state")
+    }
+}

@@ -12,6 +12,8 @@ final class Session {
     var step = 0
     var isDone = false
     var lastUsed: ContinuousClock.Instant
+    /// Mirostat's μ of each sequence (sampling sessions with mirostat_tau), else empty.
+    var mirostatMu: [Float] = []
 
     enum State {
         /// Greedy or sampling: every sequence's tokens, why it finished, and its log-probability sum.
@@ -50,9 +52,13 @@ final class Session {
             let selector = TokenSelector(settings: parameters.processors, seed: parameters.strategy == .sample ? seed : nil)
             var generated = Array(repeating: [Int](), count: parameters.n)
             var sums = Array(repeating: 0.0, count: parameters.n)
-            if case .sequences(let tokens, let logprobSums)? = history {
+            if parameters.strategy == .sample && parameters.processors.isActive(.mirostat) && parameters.processors.temperature != 0 {
+                mirostatMu = Array(repeating: 2 * parameters.processors.mirostatTau, count: parameters.n)
+            }
+            if case .sequences(let tokens, let logprobSums, let mu)? = history {
                 generated = tokens
                 sums = logprobSums
+                if let mu, !mirostatMu.isEmpty { mirostatMu = mu }
             }
             let stop = parameters.stopConditions
             state = .sequences(selector: selector, histories: generated.map { TokenHistory(prompt: prompt, generated: $0) },
@@ -99,6 +105,7 @@ final class Session {
             var tokens: [SequenceToken] = []
             var alternatives: [[TokenChoice]] = []
             var details: [StepDetails] = []
+            var mu = mirostatMu
             let asked = parameters.reportRequest
             var row = 0
             for sequence in finished.indices where finished[sequence] == nil {
@@ -108,10 +115,13 @@ final class Session {
                 let position = histories[sequence].generated.count
                 do throws(LogitRowError) {
                     let report = if let sparseCandidates {
-                        try selector.report(fromSparse: sparseCandidates, vocab: parameters.vocabSize, history: histories[sequence], sequence: sequence, step: position, request: asked, workspace: workspace)
+                        try selector.report(fromSparse: sparseCandidates, vocab: parameters.vocabSize, history: histories[sequence], sequence: sequence, step: position, request: asked,
+                                            mirostatMu: mu.isEmpty ? nil : mu[sequence], workspace: workspace)
                     } else {
-                        try selector.report(from: rows[row], history: histories[sequence], sequence: sequence, step: position, request: asked, workspace: workspace)
+                        try selector.report(from: rows[row], history: histories[sequence], sequence: sequence, step: position, request: asked,
+                                            mirostatMu: mu.isEmpty ? nil : mu[sequence], workspace: workspace)
                     }
+                    if let updated = report.mirostatMu, !mu.isEmpty { mu[sequence] = updated }
                     let choice = report.choice
                     histories[sequence].generated.append(choice.token)
                     logprobSums[sequence] += Double(choice.logprob)
@@ -126,7 +136,10 @@ final class Session {
             }
             var summary = commit(selector, histories, finished, logprobSums, records: tokens.count)
             summary.hasDetails = parameters.hasDetails
-            return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: isDone ? result.encoded : [],
+            mirostatMu = mu
+            // Mirostat sessions: every sequence's μ in frame 4, which recovery sends back.
+            let json = isDone ? result.encoded : mu.isEmpty ? [] : MirostatState(mu: mu).encoded
+            return StepOutcome(summary: summary, records: SequenceToken.encode(tokens), alternatives: AlternativesBody.encode(alternatives), json: json,
                                details: parameters.hasDetails ? StepDetails.encode(details, layout: StepDetails.Layout(parameters)) : nil)
         case .beam(var search, let pipeline):
             let beamStep: BeamStep

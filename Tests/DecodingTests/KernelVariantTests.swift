@@ -60,6 +60,7 @@ struct KernelVariantTests {
                 { _ in }, { $0.temperature = 0.7 }, { $0.topK = 40 }, { $0.topP = 0.9 }, { $0.minP = 0.05 },
                 { $0.typicalP = 0.9 }, { $0.temperature = 0.8; $0.topK = 40; $0.topP = 0.95; $0.minP = 0.02 },
                 { $0.repetitionPenalty = 1.3; $0.topP = 0.8 }, { $0.temperature = 0 },
+                { $0.xtcProbability = 1; $0.xtcThreshold = 0.05; $0.topNSigma = 1.5; $0.dynatempRange = 0.4 },
             ]
             let history = TokenHistory(prompt: [0, 3, 5], generated: [2, 2])
             for configure in settings {

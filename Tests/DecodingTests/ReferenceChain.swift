@@ -5,10 +5,10 @@ import Foundation
 /// transformers' processors (and OpenAI's presence/frequency penalties): the reference the engine
 /// is checked against. Removed tokens are -inf.
 enum ReferenceChain {
-    static func run(_ logits: [Double], _ settings: ProcessorSettings, history: TokenHistory, sampling: Bool) -> [Double] {
+    static func run(_ logits: [Double], _ settings: ProcessorSettings, history: TokenHistory, sampling: Bool, state: StageState = StageState()) -> [Double] {
         var x = logits
         for stage in settings.activeStages where sampling || !stage.isWarper {
-            x = apply(stage, x, settings, history)
+            x = apply(stage, x, settings, history, state: state)
         }
         return x
     }
@@ -25,7 +25,7 @@ enum ReferenceChain {
         return e.map { $0 / s }
     }
 
-    static func apply(_ stage: ProcessorKind, _ input: [Double], _ s: ProcessorSettings, _ history: TokenHistory) -> [Double] {
+    static func apply(_ stage: ProcessorKind, _ input: [Double], _ s: ProcessorSettings, _ history: TokenHistory, state: StageState = StageState()) -> [Double] {
         var x = input
         let all = history.prompt + history.generated
         let minKeep = s.minTokensToKeep
@@ -59,8 +59,47 @@ enum ReferenceChain {
             for t in x.indices where !allowed.contains(t) { x[t] = -.infinity }
         case .minTokens:
             if history.generated.count < s.minNewTokens { for t in s.eosTokens { x[t] = -.infinity } }
+        case .temperature where s.dynatempRange > 0:
+            // llama.cpp temp-ext over the finite logits: T = min + (max − min)·(H / ln n)^exponent.
+            let finite = x.indices.filter { x[$0] > -.infinity }
+            guard finite.count > 1 else { break }
+            let p = softmax(x)
+            let entropy = -finite.reduce(0.0) { $0 + (p[$1] > 0 ? p[$1] * log(p[$1]) : 0) }
+            let low = max(0, Double(s.temperature) - Double(s.dynatempRange)), high = Double(s.temperature) + Double(s.dynatempRange)
+            let temperature = low + (high - low) * pow(entropy / log(Double(finite.count)), Double(s.dynatempExponent))
+            if temperature <= 0 {
+                let best = descending(x)[0]
+                x = x.indices.map { $0 == best ? x[$0] : -.infinity }
+            } else {
+                x = x.map { $0 / temperature }
+            }
         case .temperature:
             x = x.map { $0 / Double(s.temperature) }
+        case .topNSigma:
+            // llama.cpp top-n-sigma: mean and population std over the finite logits.
+            let finite = x.filter { $0 > -.infinity }
+            guard finite.count > 1 else { break }
+            let mean = finite.reduce(0, +) / Double(finite.count)
+            let std = (finite.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(finite.count)).squareRoot()
+            let top = finite.max()!
+            x = x.map { $0 < top - Double(s.topNSigma) * std ? -.infinity : $0 }
+        case .xtc:
+            // llama.cpp xtc: when the coin is at most the probability, sort by p; pos_last = the last
+            // position with p ≥ threshold; drop the first pos_last if size − pos_last ≥ min_keep.
+            guard let coin = state.xtcCoin, coin < Double(s.xtcProbability) else { break }
+            let order = descending(x).filter { x[$0] > -.infinity }
+            guard order.count >= 2 else { break }
+            let p = softmax(x)
+            var last = 0
+            for (position, t) in order.enumerated() { if p[t] >= Double(s.xtcThreshold) { last = position } else { break } }
+            if order.count - last >= minKeep && last > 0 { for t in order.prefix(last) { x[t] = -.infinity } }
+        case .mirostat:
+            // llama.cpp mirostat-v2's truncation: keep the sorted prefix with −log₂ p ≤ μ, at least one.
+            guard let mu = state.mirostatMu else { break }
+            let p = softmax(x)
+            let order = descending(x).filter { x[$0] > -.infinity }
+            let kept = max(1, order.prefix { -log2(p[$0]) <= Double(mu) }.count)
+            for t in order.dropFirst(kept) { x[t] = -.infinity }
         case .topK:
             let k = min(max(s.topK, minKeep), x.count)
             let kth = x.sorted(by: >)[k - 1]

@@ -75,6 +75,7 @@ class Session:
         self.live_prefixes: list[list[int]] = [[]]  # beam search: the tokens of each live beam
         self.live_scores: list[float] = [0.0]
         self.kept: list[dict] = []                  # beam search: the kept hypotheses, best first
+        self.mirostat_mu: list[float] | None = None  # mirostat: each sequence's μ after the last step
 
     @property
     def rows_expected(self) -> int:
@@ -87,7 +88,10 @@ class Session:
         if self.strategy == "beam":
             beams = [{"tokens": p, "score": s} for p, s in zip(self.live_prefixes, self.live_scores)]
             return {"beams": beams, "finished": self.kept}
-        return {"sequences": self.sequences, "logprob_sums": self.logprob_sums}
+        history = {"sequences": self.sequences, "logprob_sums": self.logprob_sums}
+        if self.mirostat_mu is not None:
+            history["mirostat_mu"] = self.mirostat_mu
+        return history
 
     def recover(self) -> None:
         """Re-open this session on the daemon from its history (same seed, same parameters)."""
@@ -199,6 +203,8 @@ class Session:
                                        for i in range(0, len(flat), per_record)]
             if flags & 2:
                 result.details = self._details(details[0], len(result.tokens))
+            if extra and not done:
+                self.mirostat_mu = json.loads(extra)["mirostat_mu"]
         if done:
             result.result = json.loads(extra)
             self.result = result.result

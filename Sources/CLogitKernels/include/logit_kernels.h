@@ -83,6 +83,9 @@ float lk_sum(const void *row, int64_t count, int dtype);
 /// How many elements are ≥ `threshold`, masked ones reading -inf: the rank of a token (ties count
 /// against it, as vLLM ranks).
 int64_t lk_count_at_least(const void *row, int64_t count, int dtype, const uint32_t *mask, float threshold);
+/// Over the finite elements: returns how many, and writes Σ (xᵢ − shift) and Σ (xᵢ − shift)² to
+/// sums[0] and sums[1] (Double): top-n-σ's mean and population variance.
+int64_t lk_finite_moments(const void *row, int64_t count, int dtype, const uint32_t *mask, float shift, double *sums);
 /// Σ xᵢ in Double into `sum`; returns the first index whose element is NaN or negative, or -1
 /// (a draft distribution's check).
 int64_t lk_distribution(const void *row, int64_t count, int dtype, double *sum);

@@ -1,0 +1,163 @@
+import Decoding
+import Foundation
+import Testing
+
+/// top-n-σ, XTC, mirostat 2.0 and dynamic temperature against literal Float64 ports of
+/// llama.cpp's loops (ReferenceChain), on dense rows of every dtype and on candidate lists, and by
+/// chi-square where they sample.
+@Suite struct LlamaSamplerTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        let name: String
+        let logits: [Float]
+        let settings: ProcessorSettings
+        let state: StageState
+        var testDescription: String { name }
+
+        init(_ name: String, _ logits: [Float], state: StageState = StageState(), _ configure: (inout ProcessorSettings) -> Void) {
+            self.name = name
+            self.logits = logits
+            var settings = ProcessorSettings()
+            configure(&settings)
+            self.settings = settings
+            self.state = state
+        }
+    }
+
+    static let fired = StageState(xtcCoin: 0.05)
+    static let cases: [Case] = [
+        Case("top-n-σ 1, V=1000", normal1000) { $0.topNSigma = 1 },
+        Case("top-n-σ 2.5 at temperature 0.5 (temperature-invariant), V=32,000", normal32k) { $0.topNSigma = 2.5; $0.temperature = 0.5 },
+        Case("top-n-σ ignores masked logits", small) { $0.topNSigma = 0.5 },
+        Case("top-k then top-n-σ (sparse)", normal1000) { $0.topK = 40; $0.topNSigma = 1 },
+        Case("XTC fired, threshold 0.1", small, state: fired) { $0.xtcProbability = 0.5; $0.xtcThreshold = 0.1 },
+        Case("XTC fired, threshold 0.01 at temperature 0.3, V=1000", normal1000, state: fired) { $0.xtcProbability = 0.5; $0.xtcThreshold = 0.01; $0.temperature = 0.3 },
+        Case("XTC fired but min_tokens_to_keep blocks it", small, state: fired) { $0.xtcProbability = 0.5; $0.xtcThreshold = 0.01; $0.minTokensToKeep = 9 },
+        Case("XTC's coin above the probability changes nothing", small, state: StageState(xtcCoin: 0.7)) { $0.xtcProbability = 0.5; $0.xtcThreshold = 0.01 },
+        Case("top-k then XTC (sparse)", normal1000, state: fired) { $0.topK = 30; $0.xtcProbability = 1; $0.xtcThreshold = 0.05; $0.temperature = 0.5 },
+        Case("mirostat μ 3 bits, V=1000", normal1000, state: StageState(mirostatMu: 3)) { $0.mirostatTau = 1.5 },
+        Case("mirostat μ 9 bits at temperature 1.5, V=32,000", normal32k, state: StageState(mirostatMu: 9)) { $0.mirostatTau = 4; $0.temperature = 1.5 },
+        Case("mirostat μ below every surprise keeps one", small, state: StageState(mirostatMu: 0.01)) { $0.mirostatTau = 1 },
+        Case("top-k then mirostat (sparse)", normal1000, state: StageState(mirostatMu: 2)) { $0.topK = 50; $0.mirostatTau = 1 },
+        Case("dynamic temperature 1 ± 0.5, V=1000", normal1000) { $0.dynatempRange = 0.5 },
+        Case("dynamic temperature 0.7 ± 0.7, exponent 2, V=32,000", normal32k) { $0.temperature = 0.7; $0.dynatempRange = 0.7; $0.dynatempExponent = 2 },
+        Case("top-k then dynamic temperature (sparse)", normal1000) { $0.topK = 20; $0.dynatempRange = 0.9; $0.order = [.topK, .temperature] },
+        Case("all four", normal1000, state: StageState(xtcCoin: 0.01, mirostatMu: 6)) {
+            $0.dynatempRange = 0.3; $0.topNSigma = 2; $0.xtcProbability = 0.2; $0.xtcThreshold = 0.02; $0.mirostatTau = 3
+        },
+    ]
+
+    static func check(_ actual: [Double], _ expected: [Double], _ label: String) {
+        let expectedKept = Set(expected.indices.filter { expected[$0] > -.infinity })
+        let actualKept = Set(actual.indices.filter { actual[$0] > -.infinity })
+        #expect(actualKept == expectedKept, "\(label): kept \(actualKept.count), expected \(expectedKept.count)")
+        for t in expectedKept.intersection(actualKept) {
+            #expect(abs(actual[t] - expected[t]) <= 1e-5 * max(1, abs(expected[t])), "\(label) token \(t): \(actual[t]) vs \(expected[t])")
+        }
+    }
+
+    @Test("each sampler keeps the reference's tokens with its logits", arguments: cases)
+    func matchesReference(chain: Case) throws {
+        let workspace = Workspace()
+        let pipeline = LogitsPipeline(settings: chain.settings)
+        for dtype in LogitDType.allCases {
+            let encoded = EncodedRow(chain.logits, dtype: dtype)
+            let expected = ReferenceChain.run(encoded.values, chain.settings, history: TokenHistory(), sampling: true, state: chain.state)
+            let dense = try encoded.withRow { row in
+                denseRow(try pipeline.candidates(for: row, history: TokenHistory(), sampling: true, state: chain.state, workspace: workspace), vocab: row.count)
+            }
+            Self.check(dense, expected, "\(chain.name) \(dtype) dense")
+            let candidates = encoded.values.indices.filter { encoded.values[$0] > -.infinity }.map { Candidate(token: $0, logit: Float(encoded.values[$0])) }
+            let sparse = denseRow(try pipeline.candidates(forSparse: candidates, history: TokenHistory(), sampling: true, state: chain.state), vocab: chain.logits.count)
+            Self.check(sparse, expected, "\(chain.name) \(dtype) candidates")
+        }
+    }
+
+    /// Observed counts against expected probabilities, cells under 5 expected draws pooled.
+    static func chiSquare(_ counts: [Int], _ expected: [Double], draws: Int) -> (statistic: Double, cells: Int) {
+        var statistic = 0.0, cells = 0, pooledExpected = 0.0, pooledObserved = 0.0
+        for t in expected.indices where expected[t] > 0 {
+            let e = expected[t] * Double(draws)
+            if e < 5 {
+                pooledExpected += e
+                pooledObserved += Double(counts[t])
+            } else {
+                statistic += (Double(counts[t]) - e) * (Double(counts[t]) - e) / e
+                cells += 1
+            }
+        }
+        if pooledExpected >= 5 {
+            statistic += (pooledObserved - pooledExpected) * (pooledObserved - pooledExpected) / pooledExpected
+            cells += 1
+        }
+        return (statistic, cells)
+    }
+
+    @Test("XTC's seeded coin: 20,000 draws follow the mixture of the excluded and the plain distribution")
+    func xtcMixture() throws {
+        var settings = ProcessorSettings()
+        settings.xtcProbability = 0.4
+        settings.xtcThreshold = 0.03
+        settings.topNSigma = 3
+        let logits = RowCase.normal(200, sigma: 1.5, seed: 21)
+        let values = logits.map(Double.init)
+        let plain = ReferenceChain.softmax(ReferenceChain.run(values, settings, history: TokenHistory(), sampling: true, state: StageState(xtcCoin: 0.9)))
+        let excluded = ReferenceChain.softmax(ReferenceChain.run(values, settings, history: TokenHistory(), sampling: true, state: StageState(xtcCoin: 0)))
+        #expect(plain != excluded, "the case must make XTC remove something")
+        let expected = zip(plain, excluded).map { 0.6 * $0 + 0.4 * $1 }
+        let selector = TokenSelector(settings: settings, seed: 99)
+        let workspace = Workspace()
+        let draws = 20_000
+        var counts = [Int](repeating: 0, count: logits.count)
+        var fired = 0
+        try logits.withUnsafeBytes { bytes in
+            let row = LogitRow(bytes: bytes, dtype: .float32)
+            for step in 0..<draws {
+                counts[try selector.choose(from: row, history: TokenHistory(), sequence: 0, step: step, workspace: workspace).token] += 1
+                if selector.stageState(sequence: 0, step: step, mirostatMu: nil).xtcCoin! < 0.4 { fired += 1 }
+            }
+        }
+        let (statistic, cells) = Self.chiSquare(counts, expected, draws: draws)
+        #expect(statistic < chiSquareCritical(df: cells - 1), "chi-square \(statistic) over \(cells) cells")
+        #expect(abs(Double(fired) / Double(draws) - 0.4) < 0.02)
+    }
+
+    @Test("mirostat: 20,000 first draws follow the truncated distribution at μ₀ = 2τ; μ moves by η·(surprise − τ)")
+    func mirostatDraws() throws {
+        var settings = ProcessorSettings()
+        settings.mirostatTau = 2
+        settings.mirostatEta = 0.25
+        let logits = RowCase.normal(300, sigma: 2, seed: 22)
+        let expected = ReferenceChain.softmax(ReferenceChain.run(logits.map(Double.init), settings, history: TokenHistory(), sampling: true, state: StageState(mirostatMu: 4)))
+        let selector = TokenSelector(settings: settings, seed: 5)
+        let workspace = Workspace()
+        let draws = 20_000
+        var counts = [Int](repeating: 0, count: logits.count)
+        try logits.withUnsafeBytes { bytes in
+            let row = LogitRow(bytes: bytes, dtype: .float32)
+            for step in 0..<draws {
+                let report = try selector.report(from: row, history: TokenHistory(), sequence: 0, step: step, request: ReportRequest(), mirostatMu: 4, workspace: workspace)
+                counts[report.choice.token] += 1
+                let surprise = -log2(expected[report.choice.token])
+                #expect(abs(Double(report.mirostatMu!) - (4 - 0.25 * (surprise - 2))) < 1e-4)
+            }
+        }
+        #expect(counts.indices.allSatisfy { counts[$0] == 0 || expected[$0] > 0 })
+        let (statistic, cells) = Self.chiSquare(counts, expected, draws: draws)
+        #expect(cells >= 2 && statistic < chiSquareCritical(df: cells - 1), "chi-square \(statistic) over \(cells) cells")
+    }
+
+    @Test("out-of-domain options are refused by name")
+    func domains() {
+        let bad: [(String, (inout ProcessorSettings) -> Void)] = [
+            ("top_n_sigma", { $0.topNSigma = -1 }), ("xtc_probability", { $0.xtcProbability = 1.5 }), ("xtc_threshold", { $0.xtcThreshold = -0.1 }),
+            ("dynatemp_range", { $0.dynatempRange = .infinity }), ("dynatemp_exponent", { $0.dynatempExponent = 0 }),
+            ("mirostat_tau", { $0.mirostatTau = -2 }), ("mirostat_eta", { $0.mirostatEta = 0 }),
+        ]
+        for (name, configure) in bad {
+            var settings = ProcessorSettings()
+            configure(&settings)
+            #expect(throws: ParameterError.self) { try settings.validate(vocab: 10) }
+            do { try settings.validate(vocab: 10) } catch { #expect(error.name == name) }
+        }
+    }
+}
