@@ -218,7 +218,9 @@ def test_too_many_sessions(make_daemon, tmp_path):
 @pytest.mark.parametrize("parameters", [
     dict(strategy="sample", n=2, seed=5, top_p=0.9, temperature=1.1, max_new_tokens=14, eos_token_ids=[EOS]),
     dict(strategy="beam", beam_width=3, num_return=3, max_new_tokens=10, eos_token_ids=[EOS], early_stopping="never"),
-], ids=["sample", "beam"])
+    dict(strategy="sample", n=2, seed=8, mirostat_tau=2.0, mirostat_eta=0.3, xtc_probability=0.5, xtc_threshold=0.05,
+         max_new_tokens=14, eos_token_ids=[EOS]),
+], ids=["sample", "beam", "mirostat-xtc"])
 def test_recovery_after_a_daemon_restart_is_token_identical(make_daemon, parameters):
     reference_daemon = make_daemon()
     with Client(reference_daemon.endpoint) as client:
