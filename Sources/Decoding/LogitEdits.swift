@@ -60,6 +60,11 @@ extension ProcessorSettings {
                 guard let value = target.logit(of: token) else { continue }
                 target.setLogit(value < 0 ? value * repetitionPenalty : value / repetitionPenalty, of: token)
             }
+        case .dry:
+            for (token, penalty) in dryPenalties(history) {
+                guard let value = target.logit(of: token) else { continue }
+                target.setLogit(value - penalty, of: token)
+            }
         case .presenceFrequencyPenalty:
             // OpenAI / vLLM: generated tokens only; count × frequency + presence.
             var counts: [Int: Int] = [:]

@@ -2,6 +2,7 @@
 public enum ProcessorKind: String, CaseIterable, Sendable, Codable {
     case repetitionPenalty = "repetition_penalty"
     case presenceFrequencyPenalty = "presence_frequency_penalty"
+    case dry
     case noRepeatNGram = "no_repeat_ngram"
     case logitBias = "logit_bias"
     case bannedTokens = "banned_tokens"
@@ -78,6 +79,15 @@ public struct ProcessorSettings: Equatable, Sendable {
     public var presencePenalty: Float = 0
     /// Subtracted per occurrence from the logit of every token generated so far.
     public var frequencyPenalty: Float = 0
+    /// DRY (text-generation-webui's, as llama.cpp implements it): subtract multiplier ·
+    /// base^(n − allowed_length) from a token that would extend a repeat of n ≥ allowed_length
+    /// tokens of the last `dryPenaltyLastN` of prompt + generated (−1: all); 0: off.
+    public var dryMultiplier: Float = 0
+    public var dryBase: Float = 1.75
+    public var dryAllowedLength = 2
+    public var dryPenaltyLastN = -1
+    /// Token sequences a repeat may not reach back across (llama.cpp's sequence breakers, as ids).
+    public var drySequenceBreakers: [[Int]] = []
     /// Bans any token that would repeat an n-gram of the sequence (prompt included); 0: off.
     public var noRepeatNGramSize: Int = 0
     /// Added to the logits of the given tokens.
@@ -103,6 +113,7 @@ public struct ProcessorSettings: Equatable, Sendable {
         switch kind {
         case .repetitionPenalty: repetitionPenalty != 1
         case .presenceFrequencyPenalty: presencePenalty != 0 || frequencyPenalty != 0
+        case .dry: dryMultiplier != 0 && dryPenaltyLastN != 0
         case .noRepeatNGram: noRepeatNGramSize > 0
         case .logitBias: !logitBias.isEmpty
         case .bannedTokens: !bannedTokens.isEmpty || !bannedSequences.isEmpty
@@ -153,6 +164,14 @@ public struct ProcessorSettings: Equatable, Sendable {
         try require(presencePenalty.isFinite, "presence_penalty", "must be finite")
         try require(frequencyPenalty.isFinite, "frequency_penalty", "must be finite")
         try require(noRepeatNGramSize >= 0, "no_repeat_ngram_size", "must be ≥ 0")
+        try require(dryMultiplier.isFinite && dryMultiplier >= 0, "dry_multiplier", "must be a finite number ≥ 0 (0 turns it off)")
+        try require(dryBase.isFinite && dryBase >= 1, "dry_base", "must be a finite number ≥ 1")
+        try require(dryAllowedLength >= 1, "dry_allowed_length", "must be ≥ 1")
+        try require(dryPenaltyLastN >= -1, "dry_penalty_last_n", "must be ≥ -1 (-1: the whole context, 0: off)")
+        for breaker in drySequenceBreakers {
+            try require(!breaker.isEmpty, "dry_sequence_breakers", "must not contain an empty sequence")
+            try tokens(breaker, "dry_sequence_breakers")
+        }
         try require(minNewTokens >= 0, "min_new_tokens", "must be ≥ 0")
         try tokens(Array(logitBias.keys), "logit_bias")
         for (token, bias) in logitBias where !bias.isFinite && bias != -.infinity {

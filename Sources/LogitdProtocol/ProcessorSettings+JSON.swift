@@ -20,6 +20,7 @@ extension ProcessorSettings {
         "min_new_tokens", "eos_token_ids", "temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
         "min_tokens_to_keep", "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
         "logit_bias", "banned_token_ids", "banned_sequences", "allowed_token_ids", "order",
+        "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers",
         "top_n_sigma", "xtc_probability", "xtc_threshold", "dynatemp_range", "dynatemp_exponent", "mirostat_tau", "mirostat_eta",
     ]
 
@@ -44,6 +45,11 @@ extension ProcessorSettings {
         try c.encode(bannedSequences, forKey: JSONKey("banned_sequences"))
         try c.encode(allowedTokens, forKey: JSONKey("allowed_token_ids"))
         try c.encode(order.map(\.rawValue), forKey: JSONKey("order"))
+        try c.encode(dryMultiplier, forKey: JSONKey("dry_multiplier"))
+        try c.encode(dryBase, forKey: JSONKey("dry_base"))
+        try c.encode(dryAllowedLength, forKey: JSONKey("dry_allowed_length"))
+        try c.encode(dryPenaltyLastN, forKey: JSONKey("dry_penalty_last_n"))
+        try c.encode(drySequenceBreakers, forKey: JSONKey("dry_sequence_breakers"))
         try c.encode(topNSigma, forKey: JSONKey("top_n_sigma"))
         try c.encode(xtcProbability, forKey: JSONKey("xtc_probability"))
         try c.encode(xtcThreshold, forKey: JSONKey("xtc_threshold"))
@@ -64,6 +70,11 @@ extension ProcessorSettings {
         if let value = try reader.float("epsilon_cutoff") { p.epsilonCutoff = value }
         if let value = try reader.float("eta_cutoff") { p.etaCutoff = value }
         if let value = try reader.int("min_tokens_to_keep") { p.minTokensToKeep = value }
+        if let value = try reader.float("dry_multiplier") { p.dryMultiplier = value }
+        if let value = try reader.float("dry_base") { p.dryBase = value }
+        if let value = try reader.int("dry_allowed_length") { p.dryAllowedLength = value }
+        if let value = try reader.int("dry_penalty_last_n") { p.dryPenaltyLastN = value }
+        if let value = try reader.intArrays("dry_sequence_breakers") { p.drySequenceBreakers = value }
         if let value = try reader.float("top_n_sigma") { p.topNSigma = value }
         if let value = try reader.float("xtc_probability") { p.xtcProbability = value }
         if let value = try reader.float("xtc_threshold") { p.xtcThreshold = value }

@@ -63,7 +63,7 @@ public struct SessionParameters: Equatable, Sendable {
         let lists = [("prompt_token_ids", promptTokenIDs.count), ("eos_token_ids", processors.eosTokens.count), ("banned_token_ids", processors.bannedTokens.count),
                      ("allowed_token_ids", processors.allowedTokens?.count ?? 0), ("logit_bias", processors.logitBias.count)]
         for (name, count) in lists { try bound(name, count, limits.maxListLength, "max_list_length") }
-        for (name, sequences) in [("stop_sequences", stopSequences), ("banned_sequences", processors.bannedSequences)] {
+        for (name, sequences) in [("stop_sequences", stopSequences), ("banned_sequences", processors.bannedSequences), ("dry_sequence_breakers", processors.drySequenceBreakers)] {
             try bound(name, sequences.count, limits.maxListLength, "max_list_length")
             for sequence in sequences { try bound("\(name) (one sequence's length)", sequence.count, limits.maxListLength, "max_list_length") }
         }

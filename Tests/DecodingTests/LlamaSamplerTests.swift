@@ -161,3 +161,63 @@ import Testing
         }
     }
 }
+
+/// DRY against llama.cpp's own known answers (tests/test-sampling.cpp, test_dry) and a brute-force
+/// Float64 port on random repetitive histories.
+@Suite struct DRYTests {
+    /// llama.cpp's cases: probabilities in, the context, probabilities out; multiplier, base,
+    /// allowed length, last n, sequence breakers.
+    static let knownAnswers: [([Float], [Int], [Double], Float, Float, Int, Int, [[Int]])] = [
+        ([0.25, 0.25, 0.25, 0.25], [0, 1], [0.25, 0.25, 0.25, 0.25], 1, 1.1, 2, 4, []),
+        ([0.25, 0.25, 0.25, 0.25], [0, 1, 2, 0, 1], [0.296923, 0.296923, 0.109232, 0.296923], 1, 1.1, 2, 5, []),
+        ([0.2, 0.2, 0.2, 0.2, 0.2], [0, 1, 3, 4, 0, 1], [0.2, 0.2, 0.2, 0.2, 0.2], 1, 1.1, 2, 6, [[3]]),
+        ([0.2, 0.2, 0.2, 0.2, 0.2], [0, 1, 2, 0, 1], [0.241818, 0.241818, 0.032727, 0.241818, 0.241818], 2, 1.1, 2, 5, []),
+        ([0.2, 0.2, 0.2, 0.2, 0.2], [0, 1, 2, 3, 4, 0, 1], [0.2, 0.2, 0.2, 0.2, 0.2], 1, 1.1, 4, 7, []),
+    ]
+
+    @Test("llama.cpp's known answers")
+    func knownAnswers() throws {
+        for (probabilities, context, expected, multiplier, base, allowed, lastN, breakers) in Self.knownAnswers {
+            var settings = ProcessorSettings()
+            settings.dryMultiplier = multiplier
+            settings.dryBase = base
+            settings.dryAllowedLength = allowed
+            settings.dryPenaltyLastN = lastN
+            settings.drySequenceBreakers = breakers
+            let logits = probabilities.map { log($0) }
+            let workspace = Workspace()
+            let row = try logits.withUnsafeBytes {
+                denseRow(try LogitsPipeline(settings: settings).candidates(for: LogitRow(bytes: $0, dtype: .float32), history: TokenHistory(generated: context), sampling: false, workspace: workspace), vocab: logits.count)
+            }
+            let result = Reference.softmax(row)
+            for (a, b) in zip(result, expected) { #expect(abs(a - b) < 1e-5, "\(context): \(result) vs \(expected)") }
+        }
+    }
+
+    @Test("random repetitive histories: the Z-algorithm gives the brute force's penalties, dense and sparse")
+    func againstBruteForce() throws {
+        var random = SplitMix64(state: 31)
+        let logits = RowCase.normal(12, sigma: 1, seed: 32)
+        let workspace = Workspace()
+        for trial in 0..<200 {
+            // Short alphabets make long repeats; breakers of one and two tokens.
+            let length = 5 + Int(random.next() % 60)
+            let context = (0..<length).map { _ in Int(random.next() % 4) }
+            var settings = ProcessorSettings()
+            settings.dryMultiplier = 0.8
+            settings.dryBase = [1.75, 1.1, 3][trial % 3]
+            settings.dryAllowedLength = 1 + trial % 3
+            settings.dryPenaltyLastN = [-1, 20, 7][trial % 3]
+            settings.drySequenceBreakers = trial % 4 == 0 ? [] : [[3], [2, 1]]
+            let history = TokenHistory(prompt: Array(context.prefix(length / 3)), generated: Array(context.dropFirst(length / 3)))
+            let expected = ReferenceChain.run(logits.map(Double.init), settings, history: history, sampling: false)
+            let pipeline = LogitsPipeline(settings: settings)
+            let dense = try logits.withUnsafeBytes { denseRow(try pipeline.candidates(for: LogitRow(bytes: $0, dtype: .float32), history: history, sampling: false, workspace: workspace), vocab: 12) }
+            let sparse = denseRow(try pipeline.candidates(forSparse: logits.indices.map { Candidate(token: $0, logit: logits[$0]) }, history: history, sampling: false), vocab: 12)
+            for t in 0..<12 {
+                #expect(abs(dense[t] - expected[t]) <= 1e-5 * max(1, abs(expected[t])), "trial \(trial) token \(t): \(dense[t]) vs \(expected[t])")
+                #expect(abs(sparse[t] - expected[t]) <= 1e-5 * max(1, abs(expected[t])), "trial \(trial) token \(t) (sparse)")
+            }
+        }
+    }
+}

@@ -46,6 +46,36 @@ enum ReferenceChain {
                 }
                 for t in ngrams[Array(all[(all.count - n + 1)...])] ?? [] { x[t] = -.infinity }
             }
+        case .dry:
+            // DRY by brute force: for every earlier position, the longest common suffix of the
+            // context up to it and the whole context, capped by the closest sequence breaker.
+            let width = s.dryPenaltyLastN < 0 ? all.count : min(all.count, s.dryPenaltyLastN)
+            guard width > s.dryAllowedLength else { break }
+            let window = Array(all.suffix(width))
+            var limit = width
+            search: for fromEnd in 0..<width {
+                let head = width - 1 - fromEnd
+                var best = -1
+                for b in s.drySequenceBreakers where b[0] == window[head] && b.count - 1 <= fromEnd && b.count - 1 > best {
+                    if (1..<b.count).allSatisfy({ b[$0] == window[head + $0] }) { best = b.count - 1 }
+                }
+                if best >= 0 { limit = fromEnd - best; break search }
+            }
+            guard limit >= s.dryAllowedLength else { break }
+            var longest: [Int: Int] = [:]
+            for p in 0..<(width - 1) {
+                var n = 0
+                while n <= p && window[p - n] == window[width - 1 - n] { n += 1 }
+                n = min(n, limit)
+                if n >= s.dryAllowedLength { longest[window[p + 1]] = max(longest[window[p + 1]] ?? 0, n) }
+            }
+            let single = Set(s.drySequenceBreakers.filter { $0.count == 1 }.map { $0[0] })
+            let maxExponent = Double(s.dryBase) > 1.000001 ? Int(88.7228391 / log(Double(s.dryBase))) : 0
+            for (t, n) in longest where !single.contains(t) {
+                var exponent = n - s.dryAllowedLength
+                if maxExponent > 0 && exponent > maxExponent { exponent = maxExponent }
+                x[t] -= Double(s.dryMultiplier) * pow(Double(s.dryBase), Double(exponent))
+            }
         case .logitBias:
             for (t, b) in s.logitBias { x[t] += Double(b) }
         case .bannedTokens:

@@ -95,3 +95,25 @@ def test_bad_sampler_options_are_named(daemon):
             with pytest.raises(LogitdError) as refused:
                 client.open(vocab_size=VOCAB, strategy="sample", **options)
             assert refused.value.name == "BAD_PARAMETERS" and message in refused.value.message, (options, refused.value.message)
+
+
+def test_dry_penalises_the_token_that_would_extend_a_repeat(daemon):
+    """Prompt 5 6 7 5 6: token 7 would extend the repeat "5 6" (n = 2 = allowed length), so DRY
+    subtracts multiplier · base^0 = 0.8 from it, and greedy picks token 8 instead; a sequence breaker
+    at 6 stops the repeat from reaching back."""
+    x = np.full(VOCAB, -5.0, dtype=np.float32)
+    x[7], x[8] = 1.0, 0.5
+    with Client(daemon.endpoint) as client:
+        plain = client.open(vocab_size=VOCAB, prompt_token_ids=[5, 6, 7, 5, 6], max_new_tokens=1).step(x)
+        dry = client.open(vocab_size=VOCAB, prompt_token_ids=[5, 6, 7, 5, 6], max_new_tokens=1, dry_multiplier=0.8).step(x)
+        broken = client.open(vocab_size=VOCAB, prompt_token_ids=[5, 6, 7, 5, 6], max_new_tokens=1, dry_multiplier=0.8,
+                             dry_sequence_breakers=[[6]]).step(x)
+        with pytest.raises(LogitdError) as refused:
+            client.open(vocab_size=VOCAB, dry_multiplier=1, dry_sequence_breakers=[[VOCAB]])
+    assert plain.tokens[0]["token"] == 7 and broken.tokens[0]["token"] == 7
+    assert dry.tokens[0]["token"] == 8
+    edited = x.astype(np.float64)
+    edited[7] -= 0.8
+    expected = edited[8] - edited.max() - np.log(np.exp(edited - edited.max()).sum())
+    assert dry.tokens[0]["logprob"] == pytest.approx(expected, abs=1e-5)
+    assert refused.value.name == "BAD_PARAMETERS" and "dry_sequence_breakers" in refused.value.message
