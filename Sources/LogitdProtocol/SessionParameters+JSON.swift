@@ -44,6 +44,9 @@ private struct ResolvedParameters: Encodable {
         try c.encode(s.logprobsMode.rawValue, forKey: JSONKey("logprobs_mode"))
         try c.encode(s.returnRank, forKey: JSONKey("return_rank"))
         try c.encode(s.logprobTokenIDs, forKey: JSONKey("logprob_token_ids"))
+        try c.encode(s.thinking?.start ?? [], forKey: JSONKey("think_start_token_ids"))
+        try c.encode(s.thinking?.end ?? [], forKey: JSONKey("think_end_token_ids"))
+        try c.encode(s.thinking?.budget, forKey: JSONKey("thinking_budget"))
         if let format = s.returnSupport { try c.encode(format.rawValue, forKey: JSONKey("return_support")) } else { try c.encode(false, forKey: JSONKey("return_support")) }
         try c.encode(s.promptTokenIDs, forKey: JSONKey("prompt_token_ids"))
         try c.encodeIfPresent(s.history, forKey: JSONKey("history"))

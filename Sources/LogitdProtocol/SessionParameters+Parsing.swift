@@ -48,6 +48,12 @@ extension SessionParameters {
             parameters.logprobsMode = mode
         }
         if let value = try reader.bool("return_rank") { parameters.returnRank = value }
+        let thinkStart = try reader.ints("think_start_token_ids"), thinkEnd = try reader.ints("think_end_token_ids")
+        if let budget = try reader.int("thinking_budget") {
+            parameters.thinking = ThinkingBudget(start: thinkStart ?? [], end: thinkEnd ?? [], budget: budget)
+        } else if !(thinkStart ?? []).isEmpty || !(thinkEnd ?? []).isEmpty {
+            throw ProtocolError(.badParameters, "\"think_start_token_ids\" and \"think_end_token_ids\" need \"thinking_budget\"")
+        }
         if let value = try reader.ints("logprob_token_ids") { parameters.logprobTokenIDs = value }
         switch reader.object["return_support"] {
         case nil, .null?, .bool(false)?: break

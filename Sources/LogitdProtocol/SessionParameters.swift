@@ -32,6 +32,9 @@ public struct SessionParameters: Equatable, Sendable {
     public var logprobTokenIDs: [Int] = []
     /// The tokens sampling could have chosen, per record, in the details frame.
     public var returnSupport: SupportFormat?
+    /// Forces `think_end_token_ids` once a sequence has generated this many tokens inside a
+    /// thinking span; nil: no budget.
+    public var thinking: ThinkingBudget?
     public var promptTokenIDs: [Int] = []
     /// Where a recovered session stands: OPEN with a history continues a session that another
     /// daemon (or this one, before a restart) was decoding, token for token.
@@ -45,6 +48,7 @@ public struct SessionParameters: Equatable, Sendable {
     static let knownKeys: Set<String> = ProcessorSettings.requestKeys.union([
         "strategy", "vocab_size", "max_new_tokens", "stop_sequences", "n", "beam_width", "length_penalty", "early_stopping",
         "num_return", "length_offset", "seed", "logprobs", "logprobs_mode", "return_rank", "logprob_token_ids", "return_support",
+        "think_start_token_ids", "think_end_token_ids", "thinking_budget",
         "prompt_token_ids", "history",
     ])
 
@@ -60,7 +64,7 @@ public struct SessionParameters: Equatable, Sendable {
         try bound("logprobs", logprobs, limits.maxLogprobs, "max_logprobs")
         try bound("max_new_tokens", maxNewTokens, limits.maxNewTokens, "max_new_tokens")
         try bound("logprob_token_ids", logprobTokenIDs.count, limits.maxLogprobTokenIDs, "max_logprob_token_ids")
-        let lists = [("prompt_token_ids", promptTokenIDs.count), ("eos_token_ids", processors.eosTokens.count), ("banned_token_ids", processors.bannedTokens.count),
+        let lists = [("think_start_token_ids", thinking?.start.count ?? 0), ("think_end_token_ids", thinking?.end.count ?? 0), ("prompt_token_ids", promptTokenIDs.count), ("eos_token_ids", processors.eosTokens.count), ("banned_token_ids", processors.bannedTokens.count),
                      ("allowed_token_ids", processors.allowedTokens?.count ?? 0), ("logit_bias", processors.logitBias.count)]
         for (name, count) in lists { try bound(name, count, limits.maxListLength, "max_list_length") }
         for (name, sequences) in [("stop_sequences", stopSequences), ("banned_sequences", processors.bannedSequences), ("dry_sequence_breakers", processors.drySequenceBreakers)] {
@@ -79,6 +83,16 @@ public struct SessionParameters: Equatable, Sendable {
         if logprobs < 0 { throw refuse("\"logprobs\" must be ≥ 0") }
         if let token = logprobTokenIDs.first(where: { $0 < 0 || $0 >= vocabSize }) {
             throw refuse("\"logprob_token_ids\" holds \(token); token ids must be below vocab_size (\(vocabSize))")
+        }
+        if let thinking {
+            if thinking.budget < 0 { throw refuse("\"thinking_budget\" must be ≥ 0") }
+            if thinking.start.isEmpty || thinking.end.isEmpty {
+                throw refuse("\"thinking_budget\" needs \"think_start_token_ids\" and \"think_end_token_ids\" (non-empty)")
+            }
+            if let token = (thinking.start + thinking.end).first(where: { $0 < 0 || $0 >= vocabSize }) {
+                throw refuse("\"think_start_token_ids\" / \"think_end_token_ids\" hold \(token); token ids must be below vocab_size (\(vocabSize))")
+            }
+            if strategy == .beam { throw refuse("\"thinking_budget\" is for greedy and sample sessions") }
         }
         if strategy == .beam && (logprobsMode != .processed || hasDetails) {
             throw refuse("\"logprobs_mode\", \"return_rank\", \"logprob_token_ids\" and \"return_support\" are for greedy and sample sessions; beam scores are processed log-probabilities")

@@ -61,7 +61,8 @@ public struct StepSummary: Equatable, Sendable {
 }
 
 /// One chosen token of one sequence: 16 bytes — u32 sequence, u32 token, f32 log-probability,
-/// u8 finish reason (0 running, 1 eos, 2 stop sequence, 3 max tokens), 3 bytes of padding.
+/// u8 finish reason (0 running, 1 eos, 2 stop sequence, 3 max tokens), u8 flags (bit 0: forced by
+/// the thinking budget), 2 bytes of padding.
 public struct SequenceToken: Equatable, Sendable {
     public static let size = 16
 
@@ -69,12 +70,15 @@ public struct SequenceToken: Equatable, Sendable {
     public var token: Int
     public var logprob: Float
     public var finishReason: FinishReason?
+    /// The thinking budget forced this token.
+    public var forced = false
 
-    public init(sequence: Int, token: Int, logprob: Float, finishReason: FinishReason?) {
+    public init(sequence: Int, token: Int, logprob: Float, finishReason: FinishReason?, forced: Bool = false) {
         self.sequence = sequence
         self.token = token
         self.logprob = logprob
         self.finishReason = finishReason
+        self.forced = forced
     }
 
     static func code(_ reason: FinishReason?) -> UInt8 {
@@ -102,7 +106,7 @@ public struct SequenceToken: Equatable, Sendable {
             bytes.appendLittleEndian(UInt32(token.sequence))
             bytes.appendLittleEndian(UInt32(token.token))
             bytes.appendLittleEndian(token.logprob.bitPattern)
-            bytes += [code(token.finishReason), 0, 0, 0]
+            bytes += [code(token.finishReason), token.forced ? 1 : 0, 0, 0]
         }
         return bytes
     }
@@ -113,7 +117,7 @@ public struct SequenceToken: Equatable, Sendable {
             let at = index * size
             return SequenceToken(
                 sequence: Int(frame.littleEndian(at: at, as: UInt32.self)), token: Int(frame.littleEndian(at: at + 4, as: UInt32.self)),
-                logprob: Float(bitPattern: frame.littleEndian(at: at + 8, as: UInt32.self)), finishReason: reason(frame[at + 12]))
+                logprob: Float(bitPattern: frame.littleEndian(at: at + 8, as: UInt32.self)), finishReason: reason(frame[at + 12]), forced: frame[at + 13] & 1 == 1)
         }
     }
 }

@@ -20,6 +20,9 @@ extension Session {
         guard case .sequences(let selector, var histories, var finished, var logprobSums) = state else {
             throw ProtocolError(.unknownStrategy, "VERIFY is defined for greedy and sampling sessions; session \(id) does beam search, for which speculative verification has no published semantics to match")
         }
+        guard parameters.thinking == nil else {
+            throw ProtocolError(.badParameters, "VERIFY cannot verify session \(id): it has a thinking budget, whose forced tokens STEP emits")
+        }
         guard mirostatMu.isEmpty else {
             throw ProtocolError(.badParameters, "VERIFY cannot verify session \(id): mirostat's μ changes with every token, and speculative verification has no published semantics for it")
         }

@@ -114,7 +114,11 @@ final class Session {
                 // STEP at the same position draw alike.
                 let position = histories[sequence].generated.count
                 do throws(LogitRowError) {
-                    let report = if let sparseCandidates {
+                    let forced = parameters.thinking?.forcedToken(histories[sequence])
+                    let report = if let forced {
+                        try selector.forced(forced, row: sparseCandidates == nil ? rows[row] : nil, sparse: sparseCandidates, vocab: parameters.vocabSize,
+                                            history: histories[sequence], request: asked, workspace: workspace)
+                    } else if let sparseCandidates {
                         try selector.report(fromSparse: sparseCandidates, vocab: parameters.vocabSize, history: histories[sequence], sequence: sequence, step: position, request: asked,
                                             mirostatMu: mu.isEmpty ? nil : mu[sequence], workspace: workspace)
                     } else {
@@ -126,7 +130,7 @@ final class Session {
                     histories[sequence].generated.append(choice.token)
                     logprobSums[sequence] += Double(choice.logprob)
                     finished[sequence] = parameters.stopConditions.finishReason(histories[sequence].generated)
-                    tokens.append(SequenceToken(sequence: sequence, token: choice.token, logprob: choice.logprob, finishReason: finished[sequence]))
+                    tokens.append(SequenceToken(sequence: sequence, token: choice.token, logprob: choice.logprob, finishReason: finished[sequence], forced: forced != nil))
                     alternatives.append(report.alternatives)
                     details.append(StepDetails(rank: report.rank, tokenLogprobs: report.tokenLogprobs, support: report.support))
                 } catch {

@@ -80,4 +80,27 @@ struct LogprobsClientTests {
             #expect(abs(Double(result.probabilities[0]) - 1 / (1 + exp(b - a))) < 1e-6)
         }
     }
+
+    @Test("the thinking budget's forced tokens, a mirostat session's μ and the samplers' options from the Swift client")
+    func thinkingAndSamplers() throws {
+        let daemon = try DaemonProcess()
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        defer { client.close() }
+        var parameters = SessionParameters(strategy: .sample, vocabSize: Self.vocab)
+        parameters.seed = 3
+        parameters.maxNewTokens = 5
+        parameters.promptTokenIDs = [60]
+        parameters.thinking = ThinkingBudget(start: [60], end: [61, 62], budget: 2)
+        parameters.processors.dryMultiplier = 0.5
+        parameters.processors.topNSigma = 2
+        parameters.processors.xtcProbability = 0.5
+        parameters.processors.mirostatTau = 3
+        let row = (0..<Self.vocab).map { Float(sin(Double($0) * 0.7)) }
+        let session = try client.open(parameters)
+        var forced: [Bool] = []
+        while !session.isDone { forced += try session.step(row).tokens.map(\.forced) }
+        #expect(forced == [false, false, true, true, false])
+        #expect(Array(session.sequences[0][2...3]) == [61, 62])
+        #expect(session.mirostatMu?.count == 1)
+    }
 }

@@ -23,7 +23,7 @@ class StepResult:
     step: int
     done: bool
     kind: str                      # "sequences" or "beams"
-    tokens: list[dict]             # sequences: {"sequence", "token", "logprob", "finish_reason"}
+    tokens: list[dict]             # sequences: {"sequence", "token", "logprob", "finish_reason", "forced"}
     beams: list[dict]              # beams: {"parent", "token", "score"}
     alternatives: list[list[tuple[int, float]]]
     stable_prefix_length: int
@@ -193,7 +193,7 @@ class Session:
                 sequence, token = int(record["sequence"]), int(record["token"])
                 reason = FINISH_REASONS[int(record["finish"])]
                 result.tokens.append({"sequence": sequence, "token": token, "logprob": float(record["logprob"]),
-                                      "finish_reason": reason})
+                                      "finish_reason": reason, "forced": bool(record["flags"] & 1)})
                 self.sequences[sequence].append(token)
                 self.logprob_sums[sequence] += float(record["logprob"])
                 self.finished[sequence] = reason

@@ -89,6 +89,6 @@ STEP_SUMMARY = struct.Struct("<QIIIBBH")
 VERIFY_DESCRIPTOR = struct.Struct("<QIIBBBBIII")
 VERIFY_SUMMARY = struct.Struct("<QIIIBBHII")
 DRAFT_LAYOUTS = {"none": 0, "dense": 1, "sparse": 2}
-SEQUENCE_RECORD = np.dtype([("sequence", "<u4"), ("token", "<u4"), ("logprob", "<f4"), ("finish", "u1"), ("pad", "V3")])
+SEQUENCE_RECORD = np.dtype([("sequence", "<u4"), ("token", "<u4"), ("logprob", "<f4"), ("finish", "u1"), ("flags", "u1"), ("pad", "V2")])
 BEAM_RECORD = np.dtype([("parent", "<u4"), ("token", "<u4"), ("score", "<f8")])
 FINISH_REASONS = {0: None, 1: "eos", 2: "stop_sequence", 3: "max_tokens"}
