@@ -12,7 +12,7 @@ SWIFT_BUILD := $(SWIFT) build -c release
 # Run apt-get through sudo when not root (CI and these machines run as root).
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test test-swift test-python demo bench bench-kernels clean
+.PHONY: all deps build test test-swift test-python demo bench bench-kernels calibration-plot clean
 
 all: build
 
@@ -63,8 +63,18 @@ demo: build
 		"the black cat sleeps" "the man walks near the bank of the city" \
 		"the trees rest near the bank of the river" \
 	&& echo && $(DEMO) --evaluate \
+	&& echo && $(DEMO) --calibration \
 	&& echo && echo "The same model process in Python (Demos/Translation/translate_demo.py):" \
 	&& $(PYTHON) Demos/Translation/translate_demo.py "the black cat sleeps"; status=$$?; \
+	kill -TERM $$daemon; wait $$daemon; \
+	exit $$status
+
+# The calibration section's reliability diagram, docs/calibration.png (matplotlib installed when missing).
+calibration-plot: build
+	@$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PYTHON) -m pip install -q matplotlib \
+		|| $(PYTHON) -m pip install -q --break-system-packages matplotlib
+	@$(LOGITD) serve --config $(CONFIG) --log-level warning & daemon=$$!; \
+	$(DEMO) --calibration --json | $(PYTHON) Demos/Translation/plot_calibration.py docs/calibration.png; status=$$?; \
 	kill -TERM $$daemon; wait $$daemon; \
 	exit $$status
 

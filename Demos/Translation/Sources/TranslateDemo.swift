@@ -53,7 +53,10 @@ struct TranslateDemo: ParsableCommand {
     @Flag(help: "Translate the whole test set with every strategy and print the scores.")
     var evaluate = false
 
-    @Flag(help: "With --evaluate: one JSON object per strategy.")
+    @Flag(help: "Reliability of the model's next-word confidence on held-out references, before and after temperature scaling.")
+    var calibration = false
+
+    @Flag(help: "With --evaluate: one JSON object per strategy; with --calibration: one JSON object.")
     var json = false
 
     func run() throws {
@@ -61,6 +64,10 @@ struct TranslateDemo: ParsableCommand {
         let client = try LogitdClient(endpoint: endpoint, timeout: .seconds(30))
         let strategies = try chosenStrategies()
         if softmax { try softmaxExplainer(client) }
+        if calibration {
+            try CalibrationReport(model: model, client: client, demo: self).run()
+            return
+        }
         if evaluate {
             try Evaluation(model: model, client: client, demo: self).run(strategies)
             return
