@@ -57,6 +57,15 @@ struct SetDistribution {
     private let total: Double
     private let logTotal: Double
 
+    /// Candidates whose row's full log-sum-exp is known (a top-K frame that sent it): their
+    /// log-probabilities are logit − logNormaliser, not renormalised over the candidates.
+    init(_ candidates: [Candidate], logNormaliser: Float) {
+        set = .sparse(candidates)
+        shift = candidates.map(\.logit).max() ?? 0
+        logTotal = Double(logNormaliser) - Double(shift)
+        total = Double.exp(logTotal)
+    }
+
     init(_ set: CandidateSet) {
         self.set = set
         switch set {
@@ -125,7 +134,10 @@ extension TokenSelector {
     }
 
     /// The same for a row given as distinct candidates (every other token of the `vocab` -inf).
-    public func report(fromSparse candidates: [Candidate], vocab: Int, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, mirostatMu: Float? = nil, workspace: Workspace) throws(LogitRowError) -> TokenReport {
+    /// With `logNormaliser` (the full row's log Σ exp, from a frame that carries it), raw-mode
+    /// log-probabilities are exact: logit − logNormaliser.
+    public func report(fromSparse candidates: [Candidate], vocab: Int, history: TokenHistory, sequence: Int, step: Int, request: ReportRequest, mirostatMu: Float? = nil,
+                       logNormaliser: Float? = nil, workspace: Workspace) throws(LogitRowError) -> TokenReport {
         let sampling = generator != nil
         let state = stageState(sequence: sequence, step: step, mirostatMu: mirostatMu)
         let set = try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling, state: state)
@@ -141,6 +153,14 @@ extension TokenSelector {
         // The pipeline validated the candidates.
         case .raw: .sparse(candidates.filter { $0.logit > -.infinity })
         case .temperature: try pipeline.candidates(forSparse: candidates, history: history, sampling: sampling, truncating: false, state: state)
+        }
+        if request.mode == .raw, let logNormaliser, case .sparse(let raw) = reported {
+            let distribution = SetDistribution(raw, logNormaliser: logNormaliser)
+            let top = raw.sorted(by: Candidate.ranksBefore).prefix(request.alternatives).map { Int($0.token) }
+            let logprobs = distribution.logprobs(of: [choice.token] + request.tokenIDs + top)
+            let named = Array(logprobs[1..<(1 + request.tokenIDs.count)])
+            return TokenReport(choice: TokenChoice(token: choice.token, logprob: logprobs[0]), alternatives: zip(top, logprobs.suffix(top.count)).map { TokenChoice(token: $0, logprob: $1) },
+                               rank: rank, tokenLogprobs: named, support: support, mirostatMu: updatedMirostatMu(state.mirostatMu, logprob: choice.logprob))
         }
         return report(choice, in: reported, processed: request.mode == .processed, rank: rank, support: support, request: request, state: state, workspace: workspace)
     }

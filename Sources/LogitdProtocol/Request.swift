@@ -103,7 +103,7 @@ public enum Request: @unchecked Sendable {
             try expectFrames(count...count, header.hasMask ? "4 frames (header, step descriptor, logits, mask) with the mask flag" : "3 frames (header, step descriptor, logits)")
             let descriptor = try StepDescriptor.parse(frames[1], limits: limits)
             guard frames[2].count == descriptor.payloadBytes else {
-                let shape = descriptor.sparse ? "\(descriptor.rows) rows × \(descriptor.vocab) pairs × 8 bytes" : "\(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype))"
+                let shape = descriptor.sparse ? "\(descriptor.rows) rows × (\(descriptor.vocab) pairs × 8 bytes\(descriptor.logNormaliser ? " + 4 for the log-sum-exp" : ""))" : "\(descriptor.rows) rows × \(descriptor.vocab) vocab × \(descriptor.dtype.byteWidth) bytes (\(descriptor.dtype))"
                 throw ProtocolError(.sizeMismatch, "the logits frame has \(frames[2].count) bytes; \(shape) is \(descriptor.payloadBytes)")
             }
             return (header, .step(StepRequest(descriptor: descriptor, logits: frames[2], mask: header.hasMask ? frames[3] : nil)))

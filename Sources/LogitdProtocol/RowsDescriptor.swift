@@ -16,6 +16,8 @@ public struct RowsDescriptor: Equatable, Sendable {
     public var vocab: Int
     /// Layout 1 (STEP only): rows of (token, logit) pairs; `vocab` counts the pairs per row.
     public var sparse = false
+    /// Layout 2 (STEP only): sparse rows, each led by an f32, the full row's log Σ exp.
+    public var logNormaliser = false
 
     public init(dtype: LogitDType, rows: Int, vocab: Int) {
         self.dtype = dtype
@@ -34,8 +36,8 @@ public struct RowsDescriptor: Equatable, Sendable {
         return bytes
     }
 
-    /// Parses a descriptor and checks its shape against `limits`. Layout 1 (sparse rows, float32
-    /// pairs) only where `allowSparse`.
+    /// Parses a descriptor and checks its shape against `limits`. Layouts 1 and 2 (sparse rows of
+    /// float32 pairs, 2 with each row's log-sum-exp first) only where `allowSparse`.
     public static func parse(_ frame: UnsafeRawBufferPointer, limits: ProtocolLimits, allowSparse: Bool = false) throws(ProtocolError) -> RowsDescriptor {
         guard frame.count == size else {
             throw ProtocolError(.badDescriptor, "the rows descriptor has \(frame.count) bytes; it must have \(size)")
@@ -43,9 +45,9 @@ public struct RowsDescriptor: Equatable, Sendable {
         guard let dtype = LogitDType(rawValue: frame[0]) else {
             throw ProtocolError(.badDescriptor, "unknown dtype code \(frame[0]); known: 1 (f32), 2 (f16), 3 (bf16)")
         }
-        let sparse = frame[1] == 1 && allowSparse
+        let sparse = (frame[1] == 1 || frame[1] == 2) && allowSparse
         guard frame[1] == 0 || sparse else {
-            throw ProtocolError(.badDescriptor, "unknown layout \(frame[1]); known: 0 (dense rows)\(allowSparse ? ", 1 (sparse rows)" : "")")
+            throw ProtocolError(.badDescriptor, "unknown layout \(frame[1]); known: 0 (dense rows)\(allowSparse ? ", 1 (sparse rows), 2 (sparse rows with their log-sum-exp)" : "")")
         }
         guard !sparse || dtype == .float32 else {
             throw ProtocolError(.badDescriptor, "sparse rows carry float32 logits: dtype must be 1")
@@ -63,6 +65,7 @@ public struct RowsDescriptor: Equatable, Sendable {
         }
         var descriptor = RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab)
         descriptor.sparse = sparse
+        descriptor.logNormaliser = frame[1] == 2
         return descriptor
     }
 }

@@ -22,17 +22,23 @@ public struct StepDescriptor: Equatable, Sendable {
     public var vocab: Int
     /// Layout 1: each row is `vocab` pairs of (u32 token id, f32 logit), every other token -inf.
     public var sparse: Bool
+    /// Layout 2: each sparse row starts with an f32, the full row's log Σ exp.
+    public var logNormaliser: Bool
 
-    public init(session: UInt64, step: Int, dtype: LogitDType, rows: Int, vocab: Int, sparse: Bool = false) {
+    public init(session: UInt64, step: Int, dtype: LogitDType, rows: Int, vocab: Int, sparse: Bool = false, logNormaliser: Bool = false) {
         self.session = session
         self.step = step
         self.dtype = dtype
         self.rows = rows
         self.vocab = vocab
-        self.sparse = sparse
+        self.sparse = sparse || logNormaliser
+        self.logNormaliser = logNormaliser
     }
 
-    public var payloadBytes: Int { rows * vocab * (sparse ? 8 : dtype.byteWidth) }
+    /// Bytes of one row: elements, or pairs (and the log-sum-exp in layout 2).
+    public var rowBytes: Int { sparse ? vocab * 8 + (logNormaliser ? 4 : 0) : vocab * dtype.byteWidth }
+
+    public var payloadBytes: Int { rows * rowBytes }
 
     public var encoded: [UInt8] {
         var bytes: [UInt8] = []
@@ -40,7 +46,7 @@ public struct StepDescriptor: Equatable, Sendable {
         bytes.appendLittleEndian(session)
         bytes.appendLittleEndian(UInt32(step))
         var shape = RowsDescriptor(dtype: dtype, rows: rows, vocab: vocab).encoded
-        if sparse { shape[1] = 1 }
+        if sparse { shape[1] = logNormaliser ? 2 : 1 }
         return bytes + shape
     }
 
@@ -55,7 +61,7 @@ public struct StepDescriptor: Equatable, Sendable {
         }
         let shape = try RowsDescriptor.parse(UnsafeRawBufferPointer(rebasing: frame[12...]), limits: limits, allowSparse: true)
         return StepDescriptor(session: frame.littleEndian(at: 0, as: UInt64.self), step: Int(frame.littleEndian(at: 8, as: UInt32.self)),
-                              dtype: shape.dtype, rows: shape.rows, vocab: shape.vocab, sparse: shape.sparse)
+                              dtype: shape.dtype, rows: shape.rows, vocab: shape.vocab, sparse: shape.sparse, logNormaliser: shape.logNormaliser)
     }
 }
 
@@ -71,6 +77,21 @@ public struct StepRequest: @unchecked Sendable {
         self.descriptor = descriptor
         self.logits = logits
         self.mask = mask
+    }
+
+    /// Layout 2: the rows' pairs without the leading log-sum-exp (a layout-1 frame), and each row's
+    /// log-sum-exp.
+    public func splitLogNormalisers() -> (pairs: [UInt8], logNormalisers: [Float]) {
+        let pairBytes = descriptor.vocab * 8
+        var pairs: [UInt8] = []
+        pairs.reserveCapacity(descriptor.rows * pairBytes)
+        var logNormalisers: [Float] = []
+        for row in 0..<descriptor.rows {
+            let start = row * descriptor.rowBytes
+            logNormalisers.append(Float(bitPattern: logits.littleEndian(at: start, as: UInt32.self)))
+            pairs += logits[(start + 4)..<(start + 4 + pairBytes)]
+        }
+        return (pairs, logNormalisers)
     }
 
     public func row(_ index: Int) -> LogitRow {

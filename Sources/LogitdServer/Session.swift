@@ -77,8 +77,20 @@ final class Session {
 
     /// Decodes one step. Changes nothing when it throws.
     func advance(_ request: StepRequest, workspace: Workspace) throws(ProtocolError) -> StepOutcome {
+        try check(step: request.descriptor.step, vocab: request.descriptor.vocab, sparse: request.descriptor.sparse)
+        guard request.descriptor.logNormaliser else { return try advance(request, pairs: request.logits, logNormalisers: nil, workspace: workspace) }
+        // Layout 2: the pairs without their rows' log-sum-exp, which only raw log-probabilities use.
+        let (pairs, logNormalisers) = request.splitLogNormalisers()
+        for (row, value) in logNormalisers.enumerated() where !value.isFinite {
+            throw ProtocolError(.invalidLogits, "row \(row): the log-sum-exp is \(value); it must be finite")
+        }
+        return try pairs.withUnsafeBytes { bytes in
+            Result { () throws(ProtocolError) in try advance(request, pairs: bytes, logNormalisers: logNormalisers, workspace: workspace) }
+        }.get()
+    }
+
+    private func advance(_ request: StepRequest, pairs: UnsafeRawBufferPointer, logNormalisers: [Float]?, workspace: Workspace) throws(ProtocolError) -> StepOutcome {
         let descriptor = request.descriptor
-        try check(step: descriptor.step, vocab: descriptor.vocab, sparse: descriptor.sparse)
         guard descriptor.rows == expectedRows else {
             throw ProtocolError(.wrongStep, "session \(id) has \(expectedRows) live \(parameters.strategy == .beam ? "beams" : "sequences"); the step has \(descriptor.rows) rows")
         }
@@ -90,7 +102,7 @@ final class Session {
         var rows: [LogitRow]
         if descriptor.sparse && parameters.strategy == .beam {
             do throws(SparseRowError) {
-                rows = try workspace.expandSparseRows(request.logits, rows: descriptor.rows, candidates: descriptor.vocab, vocab: parameters.vocabSize)
+                rows = try workspace.expandSparseRows(pairs, rows: descriptor.rows, candidates: descriptor.vocab, vocab: parameters.vocabSize)
             } catch {
                 throw ProtocolError(.invalidLogits, "\(error)")
             }
@@ -109,7 +121,13 @@ final class Session {
             let asked = parameters.reportRequest
             var row = 0
             for sequence in finished.indices where finished[sequence] == nil {
-                let sparseCandidates = descriptor.sparse ? try candidates(request.logits, row: row, perRow: descriptor.vocab, masks: masks) : nil
+                let sparseCandidates = descriptor.sparse ? try candidates(pairs, row: row, perRow: descriptor.vocab, masks: masks) : nil
+                if let logNormalisers, let sparseCandidates {
+                    let own = Self.logSumExp(sparseCandidates)
+                    guard logNormalisers[row] >= own - 1e-5 * max(1, abs(own)) else {
+                        throw ProtocolError(.invalidLogits, "row \(row): the log-sum-exp \(logNormalisers[row]) is below its own candidates' (\(own))")
+                    }
+                }
                 // Draws are keyed by the token's position in its sequence, so that a VERIFY and a
                 // STEP at the same position draw alike.
                 let position = histories[sequence].generated.count
@@ -120,7 +138,7 @@ final class Session {
                                             history: histories[sequence], request: asked, workspace: workspace)
                     } else if let sparseCandidates {
                         try selector.report(fromSparse: sparseCandidates, vocab: parameters.vocabSize, history: histories[sequence], sequence: sequence, step: position, request: asked,
-                                            mirostatMu: mu.isEmpty ? nil : mu[sequence], workspace: workspace)
+                                            mirostatMu: mu.isEmpty ? nil : mu[sequence], logNormaliser: logNormalisers?[row], workspace: workspace)
                     } else {
                         try selector.report(from: rows[row], history: histories[sequence], sequence: sequence, step: position, request: asked,
                                             mirostatMu: mu.isEmpty ? nil : mu[sequence], workspace: workspace)
@@ -194,6 +212,12 @@ final class Session {
             if candidates.isEmpty { throw ProtocolError(row: row, LogitRowError.allMasked) }
         }
         return candidates
+    }
+
+    /// log Σ exp of the candidates' logits (after any mask), in Double.
+    static func logSumExp(_ candidates: [Candidate]) -> Float {
+        guard let top = candidates.map(\.logit).max(), top > -.infinity else { return -.infinity }
+        return Float(Double(top) + Double.log(candidates.reduce(0.0) { $0 + Double.exp(Double($1.logit - top)) }))
     }
 
     /// Stores a greedy/sampling step's new state; the step index becomes the longest sequence's

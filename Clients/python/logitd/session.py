@@ -125,17 +125,25 @@ class Session:
             self.recover()
             return send()
 
-    def step_sparse(self, tokens: np.ndarray, logits: np.ndarray, mask=None) -> StepResult:
+    def step_sparse(self, tokens: np.ndarray, logits: np.ndarray, mask=None, log_normalisers=None) -> StepResult:
         """One step with rows given as candidates: `tokens` and `logits` of shape (rows, K); every
         other token of a row is -inf. A model can send its top K instead of the whole vocabulary.
-        A mask spans the whole vocabulary; candidates it disallows are dropped."""
+        A mask spans the whole vocabulary; candidates it disallows are dropped. With
+        `log_normalisers` (each full row's log Σ exp, shape (rows,)), raw log-probabilities are exact
+        (layout 2) rather than renormalised over the K candidates."""
         tokens = np.atleast_2d(np.asarray(tokens))
         logits = np.atleast_2d(np.asarray(logits, dtype="<f4"))
         rows, k = tokens.shape
-        pairs = np.empty((rows, k), dtype=[("token", "<u4"), ("logit", "<f4")])
-        pairs["token"], pairs["logit"] = tokens, logits
-        descriptor = STEP_DESCRIPTOR.pack(self.id, self.next_step, 1, 1, 0, rows, k)
-        return self._apply(self.client.request(STEP, [descriptor, pairs.tobytes()], (STEP_TOKENS, DONE), mask=mask))
+        pair = np.dtype([("token", "<u4"), ("logit", "<f4")])
+        if log_normalisers is None:
+            layout, packed = 1, np.empty((rows, k), dtype=pair)
+            packed["token"], packed["logit"] = tokens, logits
+        else:
+            layout, packed = 2, np.empty(rows, dtype=[("lse", "<f4"), ("pairs", pair, (k,))])
+            packed["lse"] = np.asarray(log_normalisers, dtype="<f4")
+            packed["pairs"]["token"], packed["pairs"]["logit"] = tokens, logits
+        descriptor = STEP_DESCRIPTOR.pack(self.id, self.next_step, 1, layout, 0, rows, k)
+        return self._apply(self.client.request(STEP, [descriptor, packed.tobytes()], (STEP_TOKENS, DONE), mask=mask))
 
     def verify(self, draft_tokens, target_rows, draft_probs=None, sequence: int = 0, dtype: str = "f32", mask=None) -> "VerifyResult":
         """VERIFY: speculative decoding for one sequence. `draft_tokens`: the k tokens a draft

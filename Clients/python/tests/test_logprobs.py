@@ -168,3 +168,32 @@ def test_verify_refuses_details_sessions_and_leaves_them_unchanged(daemon):
         result = session.step(x[0])
         assert result.step == 0 and result.tokens[0]["token"] == int(np.argmax(x[0]))
         assert result.tokens[0]["logprob"] == pytest.approx(log_softmax(x[0])[int(np.argmax(x[0]))], abs=2e-5)
+
+
+def test_a_top_k_frame_with_its_log_sum_exp_gives_exact_raw_log_probabilities(daemon):
+    """Layout 2: the full row's log Σ exp travels with its top 30; raw-mode records, alternatives and
+    named tokens equal the full row's log-softmax, where layout 1 renormalises over the 30. The same
+    token is chosen either way."""
+    x = rows(11, 1, "f32")[0].astype(np.float64)
+    top = np.argsort(-x, kind="stable")[:30]
+    lse = float(x.max() + np.log(np.exp(x - x.max()).sum()))
+    full = log_softmax(x)
+    options = dict(vocab_size=VOCAB, strategy="sample", seed=8, top_k=10, max_new_tokens=2, logprobs=3, logprobs_mode="raw",
+                   logprob_token_ids=[int(top[5])])
+    with Client(daemon.endpoint) as client:
+        exact = client.open(**options).step_sparse(top[None, :], x[top][None, :].astype(np.float32), log_normalisers=[lse])
+        renormalised = client.open(**options).step_sparse(top[None, :], x[top][None, :].astype(np.float32))
+        session = client.open(**options)
+        for bad, message in ((np.inf, "must be finite"), (lse - 1.0, "is below its own candidates'")):
+            with pytest.raises(LogitdError) as refused:
+                session.step_sparse(top[None, :], x[top][None, :].astype(np.float32), log_normalisers=[bad])
+            assert refused.value.name == "INVALID_LOGITS" and message in refused.value.message
+        assert session.step_sparse(top[None, :], x[top][None, :].astype(np.float32), log_normalisers=[lse]).step == 0
+    token = exact.tokens[0]["token"]
+    assert token == renormalised.tokens[0]["token"]
+    assert exact.tokens[0]["logprob"] == pytest.approx(full[token], abs=2e-5)
+    assert renormalised.tokens[0]["logprob"] == pytest.approx(log_softmax(x[top])[list(top).index(token)], abs=2e-5)
+    assert exact.tokens[0]["logprob"] < renormalised.tokens[0]["logprob"]
+    assert [t for t, _ in exact.alternatives[0]] == [int(t) for t in top[:3]]
+    assert [lp for _, lp in exact.alternatives[0]] == pytest.approx(full[top[:3]], abs=2e-5)
+    assert exact.details[0]["token_logprobs"][int(top[5])] == pytest.approx(full[top[5]], abs=2e-5)
