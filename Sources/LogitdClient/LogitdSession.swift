@@ -131,6 +131,31 @@ public final class LogitdSession {
         return try apply(body)
     }
 
+    /// One step with rows given as candidates: per row, `candidates[row]` (token, logit) pairs,
+    /// every other token -inf (a model's top K). With `logNormalisers` (each full row's log Σ exp,
+    /// STEP layout 2), raw log-probabilities are exact instead of renormalised over the candidates.
+    @discardableResult
+    public func stepSparse(_ candidates: [[Candidate]], logNormalisers: [Float]? = nil, mask: [UInt32]? = nil) throws(LogitdClientError) -> StepEvent {
+        let k = candidates.first?.count ?? 0
+        precondition(candidates.allSatisfy { $0.count == k }, "every row carries the same number of candidates")
+        precondition(logNormalisers == nil || logNormalisers!.count == candidates.count, "one log-sum-exp per row")
+        var payload: [UInt8] = []
+        payload.reserveCapacity(candidates.count * (8 * k + 4))
+        for (row, pairs) in candidates.enumerated() {
+            if let logNormalisers { withUnsafeBytes(of: logNormalisers[row].bitPattern.littleEndian) { payload += $0 } }
+            for pair in pairs {
+                withUnsafeBytes(of: UInt32(pair.token).littleEndian) { payload += $0 }
+                withUnsafeBytes(of: pair.logit.bitPattern.littleEndian) { payload += $0 }
+            }
+        }
+        let descriptor = StepDescriptor(session: id, step: nextStep, dtype: .float32, rows: candidates.count, vocab: k, sparse: true, logNormaliser: logNormalisers != nil)
+        var frames = [try client.message(descriptor.encoded), try client.message(payload)]
+        if let mask { frames.append(try client.message(LogitdClient.maskBytes(mask))) }
+        let (type, body) = try client.exchange(.step, frames: frames, expecting: [.stepTokens, .done], masked: mask != nil)
+        guard body.count == (parameters.hasDetails ? 5 : 4) else { throw .unexpectedReply("\(type) with \(body.count) body frames") }
+        return try apply(body)
+    }
+
     /// Reads one step's four reply frames (five with details) and updates the session's state.
     func apply(_ body: [Message]) throws(LogitdClientError) -> StepEvent {
         var event: StepEvent

@@ -103,4 +103,26 @@ struct LogprobsClientTests {
         #expect(Array(session.sequences[0][2...3]) == [61, 62])
         #expect(session.mirostatMu?.count == 1)
     }
+
+    @Test("sparse rows with their log-sum-exp: exact raw log-probabilities from the Swift client")
+    func sparseWithLogSumExp() throws {
+        let daemon = try DaemonProcess()
+        let client = try LogitdClient(endpoint: daemon.endpoint)
+        defer { client.close() }
+        let row = (0..<Self.vocab).map { Double(sin(Double($0) * 2.3) * 3) }
+        let full = Self.logSoftmax(row)
+        let top = (0..<Self.vocab).sorted { row[$0] > row[$1] }.prefix(8)
+        let candidates = top.map { Candidate(token: $0, logit: Float(row[$0])) }
+        let maximum = row.max()!
+        let lse = Float(maximum + log(row.reduce(0) { $0 + exp($1 - maximum) }))
+        var parameters = SessionParameters(strategy: .greedy, vocabSize: Self.vocab)
+        parameters.logprobsMode = .raw
+        parameters.maxNewTokens = 2
+        let exact = try client.open(parameters).stepSparse([candidates], logNormalisers: [lse])
+        let renormalised = try client.open(parameters).stepSparse([candidates])
+        let token = exact.tokens[0].token
+        #expect(token == top.first && renormalised.tokens[0].token == token)
+        #expect(abs(Double(exact.tokens[0].logprob) - full[token]) < 1e-5)
+        #expect(renormalised.tokens[0].logprob > exact.tokens[0].logprob)
+    }
 }
