@@ -146,6 +146,30 @@ import Testing
         #expect(cells >= 2 && statistic < chiSquareCritical(df: cells - 1), "chi-square \(statistic) over \(cells) cells")
     }
 
+    @Test("20,000 seeded draws under top-n-σ, dynamic temperature and DRY follow the reference distribution", arguments: [0, 1, 2])
+    func draws(configuration: Int) throws {
+        var settings = ProcessorSettings()
+        switch configuration {
+        case 0: settings.topNSigma = 1.2; settings.temperature = 1.5
+        case 1: settings.dynatempRange = 0.6; settings.dynatempExponent = 0.7
+        default: settings.dryMultiplier = 1.5; settings.dryAllowedLength = 1; settings.temperature = 0.8
+        }
+        let logits = RowCase.normal(150, sigma: 1.2, seed: 40 + UInt64(configuration))
+        let history = TokenHistory(prompt: [3, 7, 9, 3, 7], generated: [9, 3])
+        let expected = ReferenceChain.softmax(ReferenceChain.run(logits.map(Double.init), settings, history: history, sampling: true))
+        let selector = TokenSelector(settings: settings, seed: 1234)
+        let workspace = Workspace()
+        let draws = 20_000
+        var counts = [Int](repeating: 0, count: logits.count)
+        try logits.withUnsafeBytes { bytes in
+            let row = LogitRow(bytes: bytes, dtype: .float32)
+            for step in 0..<draws { counts[try selector.choose(from: row, history: history, sequence: 1, step: step, workspace: workspace).token] += 1 }
+        }
+        #expect(counts.indices.allSatisfy { counts[$0] == 0 || expected[$0] > 0 }, "drew a token the chain removed")
+        let (statistic, cells) = Self.chiSquare(counts, expected, draws: draws)
+        #expect(cells >= 2 && statistic < chiSquareCritical(df: cells - 1), "chi-square \(statistic) over \(cells) cells")
+    }
+
     @Test("out-of-domain options are refused by name")
     func domains() {
         let bad: [(String, (inout ProcessorSettings) -> Void)] = [
