@@ -85,6 +85,15 @@ enum Operation: String, CaseIterable {
     /// structural position (64 tokens allowed), and every other token (the worst case: no group of
     /// sixteen is all allowed or all disallowed).
     case greedyMask = "greedy_mask"
+    /// The default chain with everything a step can report: raw log-probabilities, the rank, four
+    /// named tokens and the support (logprobs_mode "raw", return_rank, logprob_token_ids,
+    /// return_support).
+    case chainReport = "chain_report"
+    /// llama.cpp's samplers: top-n-σ (n = 1) and dynamic temperature (1 ± 0.5), each then a draw.
+    case topNSigma = "top_n_sigma"
+    case dynatemp
+    /// SCORE of one observed token: log p, raw log p, rank and entropy.
+    case score
     case chainMask = "chain_mask"
     case greedyMaskStructural = "greedy_mask_structural"
     case chainMaskStructural = "chain_mask_structural"
@@ -302,6 +311,24 @@ final class RowBench {
         case .greedyMask: return greedy(masked: .inString)
         case .greedyMaskStructural: return greedy(masked: .structural)
         case .greedyMaskAlternating: return greedy(masked: .alternating)
+        case .topNSigma: return sampling { $0.topNSigma = 1 }
+        case .dynatemp: return sampling { $0.dynatempRange = 0.5 }
+        case .chainReport:
+            var settings = ProcessorSettings()
+            settings.temperature = 0.8; settings.topK = 40; settings.topP = 0.95; settings.minP = 0.05
+            let selector = TokenSelector(settings: settings, seed: 1)
+            let request = ReportRequest(mode: .raw, rank: true, tokenIDs: [0, 1, 2, 3], support: true)
+            return { [self] in
+                step += 1
+                bytes.withUnsafeBytes { raw in
+                    blackHole(try! selector.report(from: LogitRow(bytes: raw, dtype: dtype), history: TokenHistory(), sequence: 0, step: step, request: request, workspace: workspace).choice.token)
+                }
+            }
+        case .score:
+            let pipeline = LogitsPipeline(settings: ProcessorSettings())
+            return { [self] in
+                bytes.withUnsafeBytes { raw in blackHole(try! pipeline.score(7, row: LogitRow(bytes: raw, dtype: dtype), history: TokenHistory(), workspace: workspace).rank) }
+            }
         case .verify4: return speculative(verify: true)
         case .verify4Sparse: return speculative(verify: true, sparseDrafts: true)
         case .sample5: return speculative(verify: false)
