@@ -29,10 +29,11 @@ private func releaseFreedMemory() {}
 final class Broker {
     enum State: Equatable {
         case running
-        /// Stop was requested: requests that arrive are refused with SHUTTING_DOWN; those in flight
-        /// are answered. Ends when none is in flight and none has arrived for `drainQuietPeriod`
-        /// (requests still in transit when the stop came are answered too), or at the deadline.
-        case draining(deadline: ContinuousClock.Instant, lastArrival: ContinuousClock.Instant)
+        /// Stop was requested: requests that arrive from now on are refused with SHUTTING_DOWN;
+        /// those taken before — in flight, or waiting for a worker or for their session — are
+        /// answered. Ends `drainQuietPeriod` after the stop at the earliest, once nothing is in
+        /// flight or waiting; or at the deadline, when what still waits is refused.
+        case draining(deadline: ContinuousClock.Instant, stoppedAt: ContinuousClock.Instant)
     }
 
     static let drainQuietPeriod: Duration = .milliseconds(100)
@@ -123,22 +124,24 @@ final class Broker {
                 if sessions.shouldReleaseMemory() { releaseFreedMemory() }
                 lastSweep = .now
             }
-            if case .draining(let deadline, var lastArrival) = state {
+            if case .draining(let deadline, let stoppedAt) = state {
                 let now = ContinuousClock.now
-                if refuseArrivedRequests() { lastArrival = now }
-                state = .draining(deadline: deadline, lastArrival: lastArrival)
-                let quietUntil = lastArrival + Self.drainQuietPeriod
-                if busyWorkers.isEmpty && now >= quietUntil { break }
+                // Requests that arrive after the stop are refused; they do not keep the daemon up.
+                refuseArrivedRequests()
+                let quietUntil = stoppedAt + Self.drainQuietPeriod
+                let idle = busyWorkers.isEmpty && runnable.isEmpty && order.isEmpty
+                if idle && now >= quietUntil { break }
                 if now >= deadline {
-                    logger.warning("shutdown grace period over with \(busyWorkers.count) request(s) still in flight")
+                    logger.warning("shutdown grace period over with \(busyWorkers.count) request(s) in flight and \(runnable.count) waiting")
+                    refuseWaitingRequests()
                     break
                 }
-                timeout = now.duration(to: busyWorkers.isEmpty ? min(quietUntil, deadline) : deadline)
+                timeout = now.duration(to: idle ? min(quietUntil, deadline) : deadline)
             }
-            // Running: take requests only when a worker can have one (ZeroMQ queues the rest, and its
-            // high-water mark pushes back on clients). Draining: take everything, to refuse it.
-            if state != .running { refuseWaitingRequests() }
-            while state == .running && !runnable.isEmpty && (!readyWorkers.isEmpty || isSmall(runnable[0].frames)) {
+            // Take requests only when a worker can have one (ZeroMQ queues the rest, and its
+            // high-water mark pushes back on clients). Requests taken before a stop are still
+            // answered while draining; only those arriving after it are refused.
+            while !runnable.isEmpty && (!readyWorkers.isEmpty || isSmall(runnable[0].frames)) {
                 let next = runnable.removeFirst()
                 try dispatch(next.frames, sessions: next.sessions)
             }
@@ -161,7 +164,7 @@ final class Broker {
                 _ = try control.receiveMultipart()
                 if state == .running {
                     logger.info("stopping: \(busyWorkers.count) request(s) in flight")
-                    state = .draining(deadline: .now + config.shutdownGrace, lastArrival: .now)
+                    state = .draining(deadline: .now + config.shutdownGrace, stoppedAt: .now)
                 }
             }
         }
@@ -277,13 +280,10 @@ final class Broker {
         runnable.removeAll()
     }
 
-    /// While draining, requests that arrive get SHUTTING_DOWN instead of silence. Returns whether any did.
-    private func refuseArrivedRequests() -> Bool {
-        var refusedAny = false
+    /// While draining, requests that arrive get SHUTTING_DOWN instead of silence.
+    private func refuseArrivedRequests() {
         while let frames = try? frontend.receiveMultipart(flags: .dontWait) {
-            refusedAny = true
             refuse(frames, ProtocolError(.shuttingDown, "the daemon is shutting down"))
         }
-        return refusedAny
     }
 }

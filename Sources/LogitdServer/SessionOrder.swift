@@ -41,6 +41,9 @@ public struct SessionOrder<Request> {
     }
 
     /// Every held request, in no particular order, for refusing them at shutdown.
+    /// Whether no request is held behind another of its sessions.
+    public var isEmpty: Bool { held.isEmpty }
+
     public mutating func drain() -> [Request] {
         let requests = held.values.map(\.request)
         held.removeAll()

@@ -185,6 +185,35 @@ struct DaemonTests {
         #expect(daemon.stderr.contains("stopped"))
     }
 
+    @Test("a client that keeps sending during shutdown gets SHUTTING_DOWN and does not keep the daemon up for the grace period")
+    func refusedArrivalsDoNotExtendShutdown() throws {
+        let path = NSTemporaryDirectory() + "logitd-grace-\(UUID().uuidString).toml"
+        try "[server]\nshutdown_grace_ms = 30000\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let daemon = try DaemonProcess(workers: 1, extraArguments: ["--config", path])
+        let context = try Context()
+        let socket = try context.socket(.dealer)
+        try socket.setLinger(.zero)
+        try socket.setReceiveTimeout(.milliseconds(50))
+        try socket.connect(daemon.endpoint)
+        kill(daemon.pid, SIGTERM)
+        var refused = 0
+        let start = ContinuousClock.now
+        // A PING every few milliseconds: before the fix each refusal restarted a quiet period, so
+        // the daemon stayed up for the whole 30-second grace period.
+        var id: UInt64 = 0
+        while daemon.isRunning && ContinuousClock.now - start < .seconds(20) {
+            id += 1
+            try? socket.send(multipart: [try Message(Header(type: .ping, requestID: id).encoded)])
+            if let reply = try? socket.receiveMultipart(), let header = try? reply[0].withUnsafeBytes(Header.parse), header.type == .error {
+                refused += 1
+            }
+        }
+        #expect(daemon.stop(within: .seconds(5)) == 0)
+        #expect(ContinuousClock.now - start < .seconds(20), "the daemon stayed up while a client kept sending")
+        #expect(refused > 0, "requests sent while stopping get SHUTTING_DOWN")
+    }
+
     @Test("SIGINT stops an idle daemon with status 0")
     func interrupt() throws {
         let daemon = try DaemonProcess()
