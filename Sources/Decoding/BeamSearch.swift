@@ -76,6 +76,8 @@ public struct BeamStep: Equatable, Sendable {
 
     public let beams: [NewBeam]
     public let finished: [Hypothesis]
+    /// For each of `finished`, the row (of the step just sent) it continues.
+    public let finishedParents: [Int]
     public let stablePrefixLength: Int
     public let isDone: Bool
 }
@@ -155,6 +157,7 @@ public struct BeamSearch: Sendable {
         var nextBeams: [Beam] = []
         var newBeams: [BeamStep.NewBeam] = []
         var newlyFinished: [Hypothesis] = []
+        var parents: [Int] = []
         let full = finished.count == settings.width
         let acceptFinished = !(full && settings.earlyStopping == .whenFull)
         var anyOpen = false
@@ -164,6 +167,7 @@ public struct BeamSearch: Sendable {
                 if rank < settings.width && acceptFinished {
                     let normalised = continuation.score / Double.pow(Double(length + settings.lengthOffset), settings.lengthPenalty)
                     newlyFinished.append(Hypothesis(tokens: tokens, score: normalised, logprobSum: continuation.score, finishReason: reason))
+                    parents.append(continuation.beam)
                 }
             } else {
                 anyOpen = true
@@ -178,10 +182,10 @@ public struct BeamSearch: Sendable {
             $0.element.score > $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset)
         }.map(\.element)
         finished = Array(merged.prefix(settings.width))
-        let entered = newlyFinished.filter { hypothesis in finished.contains(hypothesis) }
+        let entered = newlyFinished.indices.filter { finished.contains(newlyFinished[$0]) }
         beams = nextBeams
         isDone = !(anyOpen && improvementPossible(length: length) && !(finished.count == settings.width && settings.earlyStopping == .whenFull))
-        return BeamStep(beams: newBeams, finished: entered, stablePrefixLength: stablePrefixLength, isDone: isDone)
+        return BeamStep(beams: newBeams, finished: entered.map { newlyFinished[$0] }, finishedParents: entered.map { parents[$0] }, stablePrefixLength: stablePrefixLength, isDone: isDone)
     }
 
     /// HF's bound: can the best live beam still beat the worst kept hypothesis?

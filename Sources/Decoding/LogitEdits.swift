@@ -7,16 +7,21 @@ protocol LogitEditable {
     mutating func restrict(to tokens: Set<Int>)
 }
 
-/// A float32 copy of the row that the edits change in place.
+/// A float32 copy of the row that the edits change in place. Tokens outside the row (a prompt may
+/// hold ids the model's vocabulary does not) are no candidates: reading them gives nil, writing
+/// them does nothing.
 struct DenseEdits: LogitEditable {
     let values: UnsafeMutableBufferPointer<Float>
 
     func logit(of token: Int) -> Float? {
+        guard token >= 0 && token < values.count else { return nil }
         let value = values[token]
         return value > -.infinity ? value : nil
     }
 
-    func setLogit(_ value: Float, of token: Int) { values[token] = value }
+    func setLogit(_ value: Float, of token: Int) {
+        if token >= 0 && token < values.count { values[token] = value }
+    }
 
     func restrict(to tokens: Set<Int>) {
         for index in values.indices where !tokens.contains(index) { values[index] = -.infinity }

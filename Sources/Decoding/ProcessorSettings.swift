@@ -177,14 +177,14 @@ public struct ProcessorSettings: Equatable, Sendable {
         for (token, bias) in logitBias where !bias.isFinite && bias != -.infinity {
             throw ParameterError(name: "logit_bias", rule: "the bias of token \(token) must be finite or -inf")
         }
-        try tokens(bannedTokens, "banned_tokens")
+        try tokens(bannedTokens, "banned_token_ids")
         for sequence in bannedSequences {
             try require(!sequence.isEmpty, "banned_sequences", "must not contain an empty sequence")
             try tokens(sequence, "banned_sequences")
         }
         if let allowedTokens {
-            try require(!allowedTokens.isEmpty, "allowed_tokens", "must not be empty")
-            try tokens(allowedTokens, "allowed_tokens")
+            try require(!allowedTokens.isEmpty, "allowed_token_ids", "must not be empty")
+            try tokens(allowedTokens, "allowed_token_ids")
         }
         try tokens(eosTokens, "eos_token_ids")
         try require(Set(order).count == order.count, "order", "must not name a stage twice")

@@ -86,9 +86,13 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
     public var maxLogprobTokenIDs: Int
     public var maxNewTokens: Int
     public var maxListLength: Int
+    /// Sessions: idle time before one expires, and how many the daemon holds at once.
+    public var sessionTTLMilliseconds: Int
+    public var maxSessions: Int
 
     public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int, maxDraftTokens: Int = 32, maxN: Int = 256, maxBeamWidth: Int = 128,
-                maxLogprobs: Int = 20, maxLogprobTokenIDs: Int = 256, maxNewTokens: Int = 1 << 20, maxListLength: Int = 1 << 20) {
+                maxLogprobs: Int = 20, maxLogprobTokenIDs: Int = 256, maxNewTokens: Int = 1 << 20, maxListLength: Int = 1 << 20,
+                sessionTTLMilliseconds: Int = 600_000, maxSessions: Int = 10_000) {
         self.maxVocab = maxVocab
         self.maxRows = maxRows
         self.maxMessageBytes = maxMessageBytes
@@ -99,6 +103,8 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         self.maxLogprobTokenIDs = maxLogprobTokenIDs
         self.maxNewTokens = maxNewTokens
         self.maxListLength = maxListLength
+        self.sessionTTLMilliseconds = sessionTTLMilliseconds
+        self.maxSessions = maxSessions
     }
 
     enum CodingKeys: String, CodingKey {
@@ -112,6 +118,8 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         case maxLogprobTokenIDs = "max_logprob_token_ids"
         case maxNewTokens = "max_new_tokens"
         case maxListLength = "max_list_length"
+        case sessionTTLMilliseconds = "session_ttl_ms"
+        case maxSessions = "max_sessions"
     }
 
     /// Daemons from before VERIFY and the session bounds publish fewer keys: those read as 0.
@@ -127,5 +135,7 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         maxLogprobTokenIDs = try container.decodeIfPresent(Int.self, forKey: .maxLogprobTokenIDs) ?? 0
         maxNewTokens = try container.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? 0
         maxListLength = try container.decodeIfPresent(Int.self, forKey: .maxListLength) ?? 0
+        sessionTTLMilliseconds = try container.decodeIfPresent(Int.self, forKey: .sessionTTLMilliseconds) ?? 0
+        maxSessions = try container.decodeIfPresent(Int.self, forKey: .maxSessions) ?? 0
     }
 }

@@ -42,8 +42,8 @@ public struct ScoreParameters: Equatable, Sendable {
         if parameters.promptTokenIDs.count > limits.maxListLength {
             throw ProtocolError(.badParameters, "\"prompt_token_ids\" is \(parameters.promptTokenIDs.count); the limit is max_list_length = \(limits.maxListLength)")
         }
-        if let token = parameters.promptTokenIDs.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw ProtocolError(.badParameters, "\"prompt_token_ids\" holds \(token); token ids must be below the rows' vocab (\(vocab))")
+        if let token = parameters.promptTokenIDs.first(where: { $0 < 0 || $0 > Int(UInt32.max) }) {
+            throw ProtocolError(.badParameters, "\"prompt_token_ids\" holds \(token); token ids go from 0 to 4294967295")
         }
         do throws(ParameterError) {
             try parameters.processors.validate(vocab: vocab)

@@ -100,8 +100,10 @@ public struct SessionParameters: Equatable, Sendable {
         for sequence in stopSequences where sequence.isEmpty || sequence.contains(where: { $0 < 0 || $0 >= vocabSize }) {
             throw refuse("\"stop_sequences\" must hold non-empty sequences of token ids below vocab_size")
         }
-        if promptTokenIDs.contains(where: { $0 < 0 || $0 >= vocabSize }) {
-            throw refuse("\"prompt_token_ids\" must be token ids below vocab_size")
+        // Ids ≥ vocab_size are accepted, as transformers accepts them (special tokens past the
+        // model's rows): the rules that index the row ignore them.
+        if promptTokenIDs.contains(where: { $0 < 0 || $0 > Int(UInt32.max) }) {
+            throw refuse("\"prompt_token_ids\" must be token ids from 0 to 4294967295")
         }
         if let history { try history.validate(self) }
     }

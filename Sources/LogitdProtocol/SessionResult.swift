@@ -12,6 +12,8 @@ public struct FinishedSequence: Codable, Equatable, Sendable {
     public var logprobSum: Double
     /// Beam search only: the length-normalised score.
     public var score: Double?
+    /// Beam search, hypotheses kept in a step: the row (of the step just sent) it continues.
+    public var parent: Int?
 
     public init(sequence: Int? = nil, tokens: [Int], finishReason: FinishReason?, logprobSum: Double, score: Double? = nil) {
         self.sequence = sequence
@@ -22,9 +24,21 @@ public struct FinishedSequence: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case sequence, tokens, score
+        case sequence, tokens, score, parent
         case finishReason = "finish_reason"
         case logprobSum = "logprob_sum"
+    }
+
+    /// `finish_reason` is always present: null for a sequence still running (CLOSED of a running
+    /// session); `sequence` and `score` only where they apply.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(sequence, forKey: .sequence)
+        try container.encode(tokens, forKey: .tokens)
+        try container.encode(finishReason, forKey: .finishReason)
+        try container.encode(logprobSum, forKey: .logprobSum)
+        try container.encodeIfPresent(score, forKey: .score)
+        try container.encodeIfPresent(parent, forKey: .parent)
     }
 }
 

@@ -26,7 +26,10 @@ public final class Daemon: Sendable {
     /// clients can connect. Throws when an endpoint cannot be bound.
     public func run(onReady: ([String]) -> Void = { _ in }) throws(ZMQError) {
         let workerCount = config.resolvedWorkers
-        let welcome = Welcome(server: Self.version, workers: workerCount, limits: config.limits)
+        var limits = config.limits
+        limits.sessionTTLMilliseconds = Int(config.sessionTTL.components.seconds * 1000 + config.sessionTTL.components.attoseconds / 1_000_000_000_000_000)
+        limits.maxSessions = config.maxSessions
+        let welcome = Welcome(server: Self.version, workers: workerCount, limits: limits)
         let handler = RequestHandler(welcome: welcome, sessionTTL: config.sessionTTL, maxSessions: config.maxSessions)
         let broker = try Broker(context: context, config: config, handler: handler, logger: logger)
         let workersDone = DispatchGroup()

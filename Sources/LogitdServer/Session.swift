@@ -178,7 +178,11 @@ final class Session {
             isDone = beamStep.isDone
             let records = beamStep.beams.map { BeamRecord(parent: $0.parent, token: $0.token, score: $0.score) }
             let summary = StepSummary(session: id, step: step - 1, records: records.count, stablePrefixLength: beamStep.stablePrefixLength, kind: .beams, isDone: isDone, alternatives: 0)
-            let kept = SessionResult(session: id, steps: step, sequences: beamStep.finished.map(Self.finished))
+            let kept = SessionResult(session: id, steps: step, sequences: zip(beamStep.finished, beamStep.finishedParents).map { hypothesis, parent in
+                var kept = Self.finished(hypothesis)
+                kept.parent = parent
+                return kept
+            })
             return StepOutcome(summary: summary, records: BeamRecord.encode(records), alternatives: [], json: isDone ? result.encoded : kept.encoded)
         }
     }

@@ -16,14 +16,16 @@ final class SessionStore: @unchecked Sendable {
     /// Recently ended sessions, so that using one says why it is gone; bounded.
     private var ended: [UInt64: Ending] = [:]
     private var endedOrder: [UInt64] = []
-    private static let endedMemory = 65_536
-    private var generator = SystemRandomNumberGenerator()
+    /// How many ended sessions keep their reason (closed, finished, expired).
+    private let endedMemory: Int
+    private var ids = SessionIDs()
     /// The most sessions open since memory was last handed back to the system.
     private var highWater = 0
 
-    init(ttl: Duration, maxSessions: Int) {
+    init(ttl: Duration, maxSessions: Int, endedMemory: Int = 65_536) {
         self.ttl = ttl
         self.maxSessions = maxSessions
+        self.endedMemory = endedMemory
     }
 
     var count: Int { lock.withLock { sessions.count } }
@@ -43,8 +45,7 @@ final class SessionStore: @unchecked Sendable {
             guard sessions.count < maxSessions else {
                 return .failure(ProtocolError(.tooManySessions, "the daemon holds its maximum of \(maxSessions) sessions"))
             }
-            var id: UInt64
-            repeat { id = generator.next() & 0x7FFF_FFFF_FFFF_FFFF } while id == 0 || sessions[id] != nil || ended[id] != nil
+            let id = ids.issue()
             let session = Session(id: id, parameters: resolved, seed: seed, now: now)
             sessions[id] = session
             highWater = max(highWater, sessions.count)
@@ -68,6 +69,8 @@ final class SessionStore: @unchecked Sendable {
             case .closed?: return .failure(ProtocolError(.sessionClosed, "session \(id) was closed"))
             case .finished?: return .failure(ProtocolError(.sessionClosed, "session \(id) is finished"))
             case .expired?: return .failure(ProtocolError(.sessionExpired, "session \(id) expired after \(ttl) idle"))
+            // Issued here but no longer remembered: it ended; only ids never issued are unknown.
+            case nil where ids.issued(id): return .failure(ProtocolError(.sessionClosed, "session \(id) has ended (closed, finished or expired)"))
             case nil: return .failure(ProtocolError(.unknownSession, "no session \(id) on this daemon"))
             }
         }
@@ -101,8 +104,8 @@ final class SessionStore: @unchecked Sendable {
     private func endLocked(_ id: UInt64, _ ending: Ending) {
         sessions[id] = nil
         if ended.updateValue(ending, forKey: id) == nil { endedOrder.append(id) }
-        if endedOrder.count > Self.endedMemory {
-            let dropped = endedOrder.count - Self.endedMemory / 2
+        if endedOrder.count > endedMemory {
+            let dropped = endedOrder.count - endedMemory / 2
             for old in endedOrder.prefix(dropped) { ended[old] = nil }
             endedOrder.removeFirst(dropped)
         }

@@ -138,9 +138,9 @@ struct PipelineTests {
             ({ $0.minP = 2 }, "min_p"),
             ({ $0.topK = -3 }, "top_k"),
             ({ $0.repetitionPenalty = 0 }, "repetition_penalty"),
-            ({ $0.bannedTokens = [10] }, "banned_tokens"),
+            ({ $0.bannedTokens = [10] }, "banned_token_ids"),
             ({ $0.logitBias = [-1: 1] }, "logit_bias"),
-            ({ $0.allowedTokens = [] }, "allowed_tokens"),
+            ({ $0.allowedTokens = [] }, "allowed_token_ids"),
             ({ $0.bannedSequences = [[]] }, "banned_sequences"),
             ({ $0.order = [.topK, .topK] }, "order"),
         ]

@@ -28,11 +28,8 @@ def run_example(code: str, endpoint: str) -> tuple[list[str], list[str]]:
 
 def test_decode_example_runs_as_documented(daemon):
     printed, documented = run_example(example("## A complete exchange in Python"), daemon.endpoint)
-    # Same tokens; log-probabilities equal to float32 precision (the last printed digit may differ).
-    pairs = lambda text: [(int(t), float(lp)) for t, lp in re.findall(r"\((\d+), (-?[\d.e-]+)\s*\)", text)]
-    assert [t for t, _ in pairs(printed[0])] == [t for t, _ in pairs(documented[0])] == [1, 0]
-    for (_, a), (_, b) in zip(pairs(printed[0]), pairs(documented[0])):
-        assert abs(a - b) < 1e-6
+    # Every kernel variant gives the same bits, so the printed line is exactly the documented one.
+    assert printed == documented
 
 
 def test_session_example_runs_as_documented(daemon):

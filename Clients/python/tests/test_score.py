@@ -101,7 +101,7 @@ def test_bad_score_and_classify_requests_are_named(daemon):
             (lambda: client.score(x, [1, VOCAB, 2]), "BAD_PARAMETERS", f"the observed token of row 1 is {VOCAB}"),
             (lambda: client.score(x, [1, 2, 3], temperature=0), "BAD_PARAMETERS", '"temperature" must be > 0'),
             (lambda: client.score(x, [1, 2, 3], beam_width=2), "BAD_PARAMETERS", 'unknown parameter "beam_width"'),
-            (lambda: client.score(x, [1, 2, 3], prompt_token_ids=[VOCAB]), "BAD_PARAMETERS", f'"prompt_token_ids" holds {VOCAB}'),
+            (lambda: client.score(x, [1, 2, 3], prompt_token_ids=[-1]), "BAD_PARAMETERS", '"prompt_token_ids" holds -1'),
             (lambda: client.classify(x, []), "BAD_PARAMETERS", '"token_ids" is required'),
             (lambda: client.classify(x, [4, 4]), "BAD_PARAMETERS", "names a token twice"),
             (lambda: client.classify(x, [VOCAB]), "BAD_PARAMETERS", f'"token_ids" holds {VOCAB}'),
