@@ -74,3 +74,21 @@ def test_a_closed_session_never_answers_unknown_session(daemon):
         with pytest.raises(LogitdError) as unknown:
             client.request(0x13, [(2**61 + 12345).to_bytes(8, "little")], 0x93)
         assert unknown.value.name == "UNKNOWN_SESSION"
+
+
+def test_kept_beam_hypotheses_name_the_row_they_continue(daemon):
+    """Each hypothesis a beam step keeps carries `parent`: its tokens are that row's prefix plus the
+    token that ended it."""
+    from test_sessions import EOS, VOCAB as SESSION_VOCAB, rows_for
+    seen = 0
+    with Client(daemon.endpoint) as client:
+        session = client.open(vocab_size=SESSION_VOCAB, strategy="beam", beam_width=4, num_return=4, max_new_tokens=10,
+                              eos_token_ids=[EOS], early_stopping="never")
+        while not session.done:
+            prefixes = [list(p) for p in session.live_prefixes]
+            result = session.step(rows_for(session))
+            for hypothesis in result.finished:
+                seen += 1
+                assert 0 <= hypothesis["parent"] < len(prefixes)
+                assert hypothesis["tokens"][:-1] == prefixes[hypothesis["parent"]]
+    assert seen > 0, "the toy model must finish some hypotheses before the end"
