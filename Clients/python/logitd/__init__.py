@@ -23,10 +23,10 @@ from .wire import (BATCH_STEP, BATCH_TOKENS, BATCH_VERIFIED, BATCH_VERIFY, BEAM_
                    OPEN, OPENED, PING, PONG, PROBABILITIES, PROBS, PROTOCOL_VERSION, SEQUENCE_RECORD, STEP, STEP_DESCRIPTOR,
                    SCORE, SCORE_RECORD, SCORED, CLASSIFY, CLASSIFIED,
                    STEP_SUMMARY, STEP_TOKENS, TOKEN_RECORD, TOKENS, VERIFIED, VERIFY, VERIFY_DESCRIPTOR, VERIFY_SUMMARY,
-                   WELCOME, LogitdError, LogitdTimeout, encode_mask, encode_rows, header, to_bfloat16)
+                   WELCOME, LogitdError, LogitdTimeout, as_array, encode_mask, encode_rows, header, to_bfloat16)
 
 __all__ = [  # the client, its sessions, and the wire's names (docs/PROTOCOL.md) for hand-built frames
-    "Client", "Session", "StepResult", "VerifyResult", "LogitdError", "LogitdTimeout", "encode_mask", "encode_rows", "header",
+    "Client", "Session", "StepResult", "VerifyResult", "LogitdError", "LogitdTimeout", "as_array", "encode_mask", "encode_rows", "header",
     "to_bfloat16", "BATCH_STEP", "BATCH_TOKENS", "BATCH_VERIFIED", "BATCH_VERIFY", "BEAM_RECORD", "CLOSE", "CLOSED", "DECODE",
     "DESCRIPTOR", "DONE", "DRAFT_LAYOUTS", "DTYPE_CODES", "ERROR", "ERROR_NAMES", "FINISH_REASONS", "HEADER", "HELLO", "MAGIC",
     "MASK_FOLLOWS", "OPEN", "OPENED", "PING", "PONG", "PROBABILITIES", "PROBS", "PROTOCOL_VERSION", "SEQUENCE_RECORD", "STEP",
@@ -97,7 +97,7 @@ class Client:
         """PROBS: softmax(logits / temperature) per row (over the tokens `mask` allows, if given).
         With top_n = 0, an array (rows, vocab); otherwise (token ids, probabilities), each
         (rows, top_n), most probable first."""
-        logits = np.asarray(logits)
+        logits = as_array(logits)
         if logits.ndim == 1:
             logits = logits[None, :]
         rows, vocab = logits.shape
@@ -115,7 +115,7 @@ class Client:
         """SCORE: row i scored as the distribution of tokens[i] after `prompt_token_ids` and
         tokens[:i], under the stated processors (OPEN's keys; none: the raw rows). Returns a record
         array with fields logprob, raw_logprob, rank, entropy (one per row)."""
-        logits = np.atleast_2d(np.asarray(logits))
+        logits = np.atleast_2d(as_array(logits))
         rows, vocab = logits.shape
         body, = self.request(SCORE, [
             DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
@@ -128,7 +128,7 @@ class Client:
     def classify(self, logits: np.ndarray, token_ids, temperature: float = 1.0, dtype: str = "f32", mask=None):
         """CLASSIFY: per row, softmax(logits[token_ids] / temperature) and ln of the classes' total
         probability under the whole row. Returns (probabilities (rows, C), log masses (rows,))."""
-        logits = np.atleast_2d(np.asarray(logits))
+        logits = np.atleast_2d(as_array(logits))
         rows, vocab = logits.shape
         probabilities, masses = self.request(CLASSIFY, [
             DESCRIPTOR.pack(DTYPE_CODES[dtype], 0, 0, rows, vocab),
@@ -195,7 +195,7 @@ class Client:
         tokens `mask` allows when given (see encode_mask).
 
         Returns (token ids, log-probabilities), both of length rows."""
-        logits = np.asarray(logits)
+        logits = as_array(logits)
         if logits.ndim == 1:
             logits = logits[None, :]
         if logits.ndim != 2:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .wire import (BEAM_RECORD, CLOSE, CLOSED, DONE, DRAFT_LAYOUTS, DTYPE_CODES, FINISH_REASONS, OPEN, OPENED, SEQUENCE_RECORD, STEP,
                    STEP_DESCRIPTOR, STEP_SUMMARY, STEP_TOKENS, TOKEN_RECORD, VERIFIED, VERIFY, VERIFY_DESCRIPTOR, VERIFY_SUMMARY,
-                   LogitdError, encode_rows)
+                   LogitdError, as_array, encode_rows)
 
 if TYPE_CHECKING:
     from . import Client
@@ -104,7 +104,7 @@ class Session:
     def step(self, logits: np.ndarray, dtype: str = "f32", mask=None) -> StepResult:
         """One step: a row per live sequence (beam: per live beam, in order), and optionally an
         allowed-token mask per row or one for all (see encode_mask)."""
-        logits = np.asarray(logits)
+        logits = as_array(logits)
         if logits.ndim == 1:
             logits = logits[None, :]
         rows, vocab = logits.shape

@@ -55,13 +55,29 @@ def header(msg_type: int, request_id: int, flags: int = 0) -> bytes:
     return HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, flags, request_id)
 
 
-def encode_mask(mask) -> bytes:
+def as_array(data) -> np.ndarray:
+    """Anything array-like as a numpy array, without a copy where its layout allows: numpy arrays,
+    objects with `__array__` (a torch CPU tensor), and DLPack-only objects (`__dlpack__`)."""
+    if isinstance(data, np.ndarray):
+        return data
+    if not hasattr(data, "__array__") and hasattr(data, "__dlpack__"):
+        return np.from_dlpack(data)
+    return np.asarray(data)
+
+
+def _frame(array: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array as one flat buffer, shared with it (pyzmq sends it
+    without copying; the client waits for the reply, so the array must not change meanwhile)."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def encode_mask(mask) -> memoryview:
     """An allowed-token bitmask as sent: uint32 or int32 words, shape (rows, ceil(V/32)) or
     (ceil(V/32),) for every row; bit j of word w allows token 32*w + j (llguidance's layout)."""
-    mask = np.ascontiguousarray(mask)
+    mask = np.ascontiguousarray(as_array(mask))
     if mask.dtype not in (np.uint32, np.int32):
         raise ValueError("a mask is a uint32 or int32 array of ceil(vocab / 32) words per row")
-    return mask.view(np.uint32).astype("<u4", copy=False).tobytes()
+    return _frame(np.ascontiguousarray(mask.view(np.uint32), dtype="<u4"))
 
 
 def to_bfloat16(array: np.ndarray) -> np.ndarray:
@@ -74,14 +90,16 @@ def to_bfloat16(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def encode_rows(logits: np.ndarray, dtype: str) -> bytes:
-    """Row-major little-endian bytes of a (rows, vocab) array in the wire dtype."""
+def encode_rows(logits, dtype: str) -> memoryview:
+    """Row-major little-endian bytes of a (rows, vocab) array in the wire dtype, shared with the
+    array when it already is C-contiguous in that dtype (no copy)."""
+    logits = as_array(logits)
     if dtype == "f32":
-        return np.ascontiguousarray(logits, dtype="<f4").tobytes()
+        return _frame(np.ascontiguousarray(logits, dtype="<f4"))
     if dtype == "f16":
-        return np.ascontiguousarray(logits, dtype="<f2").tobytes()
+        return _frame(np.ascontiguousarray(logits, dtype="<f2"))
     if dtype == "bf16":
-        return to_bfloat16(np.asarray(logits, dtype=np.float32)).tobytes()
+        return _frame(to_bfloat16(np.asarray(logits, dtype=np.float32)))
     raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_CODES)}")
 
 STEP_DESCRIPTOR = struct.Struct("<QIBBHII")
