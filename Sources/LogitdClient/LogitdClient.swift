@@ -33,12 +33,16 @@ public final class LogitdClient {
 
     /// Connects to `endpoints`. ZeroMQ connects lazily, so a daemon that starts later is still reached;
     /// a request that gets no reply within `timeout` throws `.timeout`.
-    public init(endpoints: [String], timeout: Duration = .seconds(10), context: Context? = nil) throws(LogitdClientError) {
+    /// With `serverKey` (the daemon's CURVE public key, Z85) and this client's `keyPair`, the
+    /// connection is CURVE-encrypted and the daemon knows this client by its public key.
+    public init(endpoints: [String], timeout: Duration = .seconds(10), context: Context? = nil,
+                serverKey: String? = nil, keyPair: CurveKeyPair? = nil) throws(LogitdClientError) {
         do throws(ZMQError) {
             let owner: Context
             if let context { owner = context } else { owner = try Context() }
             socket = try owner.socket(.dealer)
             try socket.setLinger(.zero)
+            if let serverKey, let keyPair { try socket.makeCurveClient(serverKey: serverKey, keyPair: keyPair) }
             for endpoint in endpoints { try socket.connect(endpoint) }
         } catch {
             throw .transport(error)
@@ -46,8 +50,8 @@ public final class LogitdClient {
         self.timeout = timeout
     }
 
-    public convenience init(endpoint: String, timeout: Duration = .seconds(10)) throws(LogitdClientError) {
-        try self.init(endpoints: [endpoint], timeout: timeout)
+    public convenience init(endpoint: String, timeout: Duration = .seconds(10), serverKey: String? = nil, keyPair: CurveKeyPair? = nil) throws(LogitdClientError) {
+        try self.init(endpoints: [endpoint], timeout: timeout, serverKey: serverKey, keyPair: keyPair)
     }
 
     public func close() { socket.close() }

@@ -82,6 +82,11 @@ final class Broker {
         // A frame far past the message limit would only be refused after it was read into memory;
         // libzmq drops such a peer's connection instead. Between the two, the client gets MESSAGE_TOO_LARGE.
         try frontend.setMaxMessageSize(max(2 * config.limits.maxMessageBytes, config.limits.maxMessageBytes + (1 << 20)))
+        if let security = config.security {
+            // Encrypted, and every handshake checked by the ZAP handler (bound before this socket).
+            try frontend.makeCurveServer(secretKey: security.secretKey)
+            try frontend.setZAPDomain(ZAPHandler.domain)
+        }
         var bound: [String] = []
         for endpoint in config.binds {
             try frontend.bind(endpoint)
@@ -202,7 +207,11 @@ final class Broker {
     /// A client sent a request: hand it, envelope and all, to the least recently ready worker, or
     /// hold it behind its sessions' requests in flight.
     private func dispatchRequest() throws(ZMQError) {
-        let frames = try frontend.receiveMultipart()
+        var frames = try frontend.receiveMultipart()
+        // The client's identity travels as a last frame: its CURVE public key, as the ZAP handler
+        // named it (frames from the peer carry it; the routing id the ROUTER adds does not).
+        let identity = frames.count > 1 ? frames[1].property("User-Id") ?? "" : ""
+        frames.append(try Message(Array(identity.utf8)))
         let sessions = Self.sessionsOrdered(frames)
         guard !sessions.isEmpty else { return try dispatch(frames, sessions: []) }
         if let crowded = sessions.first(where: { order.waiting(for: $0) >= Self.maxQueuedPerSession }) {
@@ -216,7 +225,7 @@ final class Broker {
     /// Whether a request is small enough for the broker to answer itself.
     private func isSmall(_ frames: [Message]) -> Bool {
         var bytes = 0
-        for frame in frames[Worker.envelopeLength(frames)...] { bytes += frame.count }
+        for frame in frames[Worker.envelopeLength(frames)..<(frames.count - 1)] { bytes += frame.count }
         return bytes <= config.inlineMaxBytes
     }
 

@@ -31,6 +31,17 @@ public final class Daemon: Sendable {
         limits.maxSessions = config.maxSessions
         let welcome = Welcome(server: Self.version, workers: workerCount, limits: limits)
         let handler = RequestHandler(welcome: welcome, sessionTTL: config.sessionTTL, maxSessions: config.maxSessions)
+        let zap = try config.security.map { (security) throws(ZMQError) in try ZAPHandler(context: context, authorized: security.authorizedKeys, logger: logger) }
+        let zapDone = DispatchGroup()
+        if let zap {
+            zapDone.enter()
+            let thread = Thread {
+                zap.run()
+                zapDone.leave()
+            }
+            thread.name = "logitd-zap"
+            thread.start()
+        }
         let broker = try Broker(context: context, config: config, handler: handler, logger: logger)
         let workersDone = DispatchGroup()
         for index in 0..<workerCount {
@@ -49,6 +60,7 @@ public final class Daemon: Sendable {
             "workers": "\(workerCount)",
             "protocol": "\(Header.currentVersion)",
             "kernels": "\(welcome.kernels ?? "")",
+            "security": "\(config.security.map { "CURVE, \($0.authorizedKeys.count) client key(s), server key \($0.publicKey)" } ?? "none")",
         ])
         onReady(broker.boundEndpoints)
         defer {
@@ -58,6 +70,8 @@ public final class Daemon: Sendable {
             if workersDone.wait(timeout: .now() + .seconds(5)) == .timedOut {
                 logger.warning("a worker did not stop within 5 s of shutdown")
             }
+            _ = zapDone.wait(timeout: .now() + .seconds(1))
+            zap?.close()
             // Flushes the replies still queued on the frontend before the process goes.
             context.terminate()
             logger.info("stopped")

@@ -28,6 +28,10 @@ public struct DaemonConfig: Equatable, Sendable {
     public var sessionTTL: Duration = .milliseconds(600_000)
     /// Most sessions open at once.
     public var maxSessions: Int = 10_000
+    /// CURVE keys (`[security]`); nil: no encryption, every client one identity.
+    public var security: SecurityConfig?
+    /// Allows binding a non-loopback tcp endpoint without CURVE.
+    public var allowInsecure = false
 
     public init() {}
 
@@ -69,6 +73,14 @@ extension DaemonConfig {
         }
         var config = DaemonConfig()
         let reader = TableReader(source: source)
+        // Key paths are relative to the config file.
+        let directory = (source as NSString).deletingLastPathComponent
+        func path(_ value: any TOMLValueConvertible, _ key: String) throws(ConfigError) -> String {
+            guard let text = value.string, !text.isEmpty else { throw ConfigError("\(source): \(key) must be a path") }
+            return text.hasPrefix("/") || directory.isEmpty ? text : (directory as NSString).appendingPathComponent(text)
+        }
+        var secretKey: String?
+        var authorizedKeys: Set<String>?
         try reader.forEachSection(of: table) { (section, key, value) throws(ConfigError) in
             switch (section, key) {
             case ("server", "bind"): config.binds = try reader.strings(value, "server.bind")
@@ -88,6 +100,15 @@ extension DaemonConfig {
             case ("sessions", "ttl_ms"):
                 config.sessionTTL = .milliseconds(try reader.integer(value, "sessions.ttl_ms", in: 1...86_400_000))
             case ("sessions", "max_sessions"): config.maxSessions = try reader.integer(value, "sessions.max_sessions", in: 1...10_000_000)
+            case ("security", "secret_key_file"):
+                let file = try path(value, "security.secret_key_file")
+                let keys = try SecurityConfig.keys(inFile: file)
+                guard keys.count == 1 else { throw ConfigError("\(file): a secret key file holds exactly one key") }
+                secretKey = keys[0]
+            case ("security", "authorized_keys"): authorizedKeys = try SecurityConfig.authorizedKeys(at: try path(value, "security.authorized_keys"))
+            case ("security", "allow_insecure"):
+                guard let flag = value.bool else { throw ConfigError("\(source): security.allow_insecure must be true or false") }
+                config.allowInsecure = flag
             case ("zmq", "io_threads"): config.ioThreads = try reader.integer(value, "zmq.io_threads", in: 1...64)
             case ("zmq", "send_high_water_mark"):
                 config.sendHighWaterMark = try reader.integer(value, "zmq.send_high_water_mark", in: 0...10_000_000)
@@ -96,6 +117,11 @@ extension DaemonConfig {
             default:
                 throw ConfigError("\(source): unknown key \"\(section).\(key)\"")
             }
+        }
+        switch (secretKey, authorizedKeys) {
+        case (let secret?, let keys?): config.security = SecurityConfig(secretKey: secret, authorizedKeys: keys)
+        case (nil, nil): break
+        default: throw ConfigError("\(source): [security] needs both secret_key_file and authorized_keys")
         }
         try config.validate()
         return config
@@ -108,6 +134,9 @@ extension DaemonConfig {
             throw ConfigError("server.bind: \"\(endpoint)\" is not a tcp://, ipc:// or inproc:// endpoint")
         }
         if workers < 0 { throw ConfigError("server.workers must be 0 (one per core) or more") }
+        if security == nil && !allowInsecure, let open = binds.first(where: { !SecurityConfig.isLoopback($0) }) {
+            throw ConfigError("server.bind: \(open) is reachable from other hosts and [security] has no CURVE keys, so anyone who reaches it could decode and use any session. Generate keys with `logitd keygen --out server` (and one pair per client), set security.secret_key_file and security.authorized_keys, or set security.allow_insecure = true to run without encryption")
+        }
         if let tokenTap, !(tokenTap.hasPrefix("tcp://") || tokenTap.hasPrefix("ipc://") || tokenTap.hasPrefix("inproc://")) {
             throw ConfigError("server.token_tap: \"\(tokenTap)\" is not a tcp://, ipc:// or inproc:// endpoint")
         }
@@ -117,7 +146,7 @@ extension DaemonConfig {
 /// Typed access to TOML values with errors that name the key.
 private struct TableReader {
     let source: String
-    static let sections: Set<String> = ["server", "limits", "sessions", "zmq"]
+    static let sections: Set<String> = ["server", "limits", "sessions", "zmq", "security"]
 
     func forEachSection(of table: TOMLTable, _ body: (String, String, any TOMLValueConvertible) throws(ConfigError) -> Void) throws(ConfigError) {
         for (section, value) in table {

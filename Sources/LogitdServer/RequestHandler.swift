@@ -34,11 +34,13 @@ public struct RequestHandler: Sendable {
     }
 
     /// Handles one request; `workspace` is the calling worker's scratch memory.
-    public func handle(_ frames: [UnsafeRawBufferPointer], workspace: Workspace) -> Reply {
+    /// `identity` names the client (its CURVE public key; "" without CURVE, where every client is one
+    /// identity): a session answers only the identity that opened it.
+    public func handle(_ frames: [UnsafeRawBufferPointer], identity: String = "", workspace: Workspace) -> Reply {
         let requestID = frames.first.map(Header.bestEffortRequestID) ?? 0
         do throws(ProtocolError) {
             let (header, request) = try Request.parse(frames, limits: limits)
-            return Reply(frames: try respond(to: request, header: header, workspace: workspace), requestID: header.requestID, error: nil)
+            return Reply(frames: try respond(to: request, header: header, identity: identity, workspace: workspace), requestID: header.requestID, error: nil)
         } catch {
             return Self.errorReply(error, requestID: requestID)
         }
@@ -48,7 +50,7 @@ public struct RequestHandler: Sendable {
         Reply(frames: [Header(type: .error, requestID: requestID).encoded, ErrorBody.encode(error)], requestID: requestID, error: error)
     }
 
-    private func respond(to request: Request, header: Header, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
+    private func respond(to request: Request, header: Header, identity: String, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
         switch request {
         case .hello:
             return [Header(type: .welcome, requestID: header.requestID).encoded, welcomeBody]
@@ -60,26 +62,26 @@ public struct RequestHandler: Sendable {
         case .probs(let probs):
             return [Header(type: .probabilities, requestID: header.requestID).encoded] + (try probabilities(probs, workspace: workspace))
         case .open(let parameters):
-            let session = try sessions.open(parameters)
+            let session = try sessions.open(parameters, owner: identity)
             return [Header(type: .opened, requestID: header.requestID).encoded,
                     OpenedBody(session: session.id, parameters: session.parameters, seed: session.seed).encoded]
         case .step(let step):
-            let (outcome, isDone) = try advance(step, workspace: workspace)
+            let (outcome, isDone) = try advance(step, identity: identity, workspace: workspace)
             return [Header(type: isDone ? .done : .stepTokens, requestID: header.requestID).encoded] + outcome
         case .batchStep(let steps):
-            let frames = Self.inParallel(steps.count) { (index, workspace) throws(ProtocolError) in try advance(steps[index], workspace: workspace).frames }
+            let frames = Self.inParallel(steps.count) { (index, workspace) throws(ProtocolError) in try advance(steps[index], identity: identity, workspace: workspace).frames }
             return [Header(type: .batchTokens, requestID: header.requestID).encoded] + frames
         case .verify(let verify):
-            return [Header(type: .verified, requestID: header.requestID).encoded] + (try self.verify(verify, workspace: workspace))
+            return [Header(type: .verified, requestID: header.requestID).encoded] + (try self.verify(verify, identity: identity, workspace: workspace))
         case .batchVerify(let verifications):
-            let frames = Self.inParallel(verifications.count) { (index, workspace) throws(ProtocolError) in try self.verify(verifications[index], workspace: workspace) }
+            let frames = Self.inParallel(verifications.count) { (index, workspace) throws(ProtocolError) in try self.verify(verifications[index], identity: identity, workspace: workspace) }
             return [Header(type: .batchVerified, requestID: header.requestID).encoded] + frames
         case .score(let score):
             return [Header(type: .scored, requestID: header.requestID).encoded, ScoredBody.encode(try self.score(score, workspace: workspace))]
         case .classify(let classify):
             return [Header(type: .classified, requestID: header.requestID).encoded] + (try self.classify(classify))
         case .close(let id):
-            let session = try sessions.session(id)
+            let session = try sessions.session(id, identity: identity)
             sessions.end(id, .closed)
             return [Header(type: .closed, requestID: header.requestID).encoded, session.result.encoded]
         }
@@ -106,16 +108,16 @@ public struct RequestHandler: Sendable {
     }
 
     /// One session step: its four reply frames (five with details), and whether it ended the session.
-    private func advance(_ step: StepRequest, workspace: Workspace) throws(ProtocolError) -> (frames: [[UInt8]], isDone: Bool) {
-        let session = try sessions.session(step.descriptor.session)
+    private func advance(_ step: StepRequest, identity: String, workspace: Workspace) throws(ProtocolError) -> (frames: [[UInt8]], isDone: Bool) {
+        let session = try sessions.session(step.descriptor.session, identity: identity)
         let outcome = try session.advance(step, workspace: workspace)
         if session.isDone { sessions.end(session.id, .finished) }
         return (outcome.frames, session.isDone)
     }
 
     /// One VERIFY: VERIFIED's four body frames.
-    private func verify(_ request: VerifyRequest, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
-        let session = try sessions.session(request.descriptor.session)
+    private func verify(_ request: VerifyRequest, identity: String, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
+        let session = try sessions.session(request.descriptor.session, identity: identity)
         let outcome = try session.verify(request, workspace: workspace)
         if session.isDone { sessions.end(session.id, .finished) }
         return outcome.frames

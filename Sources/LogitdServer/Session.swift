@@ -12,6 +12,8 @@ final class Session {
     var step = 0
     var isDone = false
     var lastUsed: ContinuousClock.Instant
+    /// The identity that opened it (its CURVE public key, or "" without CURVE): the only one it answers.
+    var owner = ""
     /// Mirostat's μ of each sequence (sampling sessions with mirostat_tau), else empty.
     var mirostatMu: [Float] = []
 

@@ -14,7 +14,7 @@ final class SessionStore: @unchecked Sendable {
     private let lock = NSLock()
     private var sessions: [UInt64: Session] = [:]
     /// Recently ended sessions, so that using one says why it is gone; bounded.
-    private var ended: [UInt64: Ending] = [:]
+    private var ended: [UInt64: (ending: Ending, owner: String)] = [:]
     private var endedOrder: [UInt64] = []
     /// How many ended sessions keep their reason (closed, finished, expired).
     private let endedMemory: Int
@@ -30,7 +30,7 @@ final class SessionStore: @unchecked Sendable {
 
     var count: Int { lock.withLock { sessions.count } }
 
-    func open(_ parameters: SessionParameters, now: ContinuousClock.Instant = .now) throws(ProtocolError) -> Session {
+    func open(_ parameters: SessionParameters, owner: String = "", now: ContinuousClock.Instant = .now) throws(ProtocolError) -> Session {
         let seed = parameters.seed ?? Philox.drawSeed()
         var resolved = parameters
         resolved.seed = seed
@@ -47,6 +47,7 @@ final class SessionStore: @unchecked Sendable {
             }
             let id = ids.issue()
             let session = Session(id: id, parameters: resolved, seed: seed, now: now)
+            session.owner = owner
             sessions[id] = session
             highWater = max(highWater, sessions.count)
             return .success(session)
@@ -54,10 +55,13 @@ final class SessionStore: @unchecked Sendable {
         return try result.get()
     }
 
-    /// The open session `id`, marked as used now; or the error that says why there is none.
-    func session(_ id: UInt64, now: ContinuousClock.Instant = .now) throws(ProtocolError) -> Session {
+    /// The open session `id` of `identity`, marked as used now; or the error that says why there is
+    /// none. Another identity's session is answered as if it did not exist.
+    func session(_ id: UInt64, identity: String = "", now: ContinuousClock.Instant = .now) throws(ProtocolError) -> Session {
+        let unknown = ProtocolError(.unknownSession, "no session \(id) on this daemon")
         let result: Result<Session, ProtocolError> = lock.withLock {
             if let session = sessions[id] {
+                guard session.owner == identity else { return .failure(unknown) }
                 if now - session.lastUsed > ttl {
                     endLocked(id, .expired)
                 } else {
@@ -65,13 +69,14 @@ final class SessionStore: @unchecked Sendable {
                     return .success(session)
                 }
             }
-            switch ended[id] {
+            if let owner = ended[id]?.owner, owner != identity { return .failure(unknown) }
+            switch ended[id]?.ending {
             case .closed?: return .failure(ProtocolError(.sessionClosed, "session \(id) was closed"))
             case .finished?: return .failure(ProtocolError(.sessionClosed, "session \(id) is finished"))
             case .expired?: return .failure(ProtocolError(.sessionExpired, "session \(id) expired after \(ttl) idle"))
             // Issued here but no longer remembered: it ended; only ids never issued are unknown.
             case nil where ids.issued(id): return .failure(ProtocolError(.sessionClosed, "session \(id) has ended (closed, finished or expired)"))
-            case nil: return .failure(ProtocolError(.unknownSession, "no session \(id) on this daemon"))
+            case nil: return .failure(unknown)
             }
         }
         return try result.get()
@@ -102,8 +107,8 @@ final class SessionStore: @unchecked Sendable {
     }
 
     private func endLocked(_ id: UInt64, _ ending: Ending) {
-        sessions[id] = nil
-        if ended.updateValue(ending, forKey: id) == nil { endedOrder.append(id) }
+        let owner = sessions.removeValue(forKey: id)?.owner ?? ended[id]?.owner ?? ""
+        if ended.updateValue((ending, owner), forKey: id) == nil { endedOrder.append(id) }
         if endedOrder.count > endedMemory {
             let dropped = endedOrder.count - endedMemory / 2
             for old in endedOrder.prefix(dropped) { ended[old] = nil }

@@ -44,13 +44,14 @@ struct Worker: Sendable {
         }
     }
 
-    /// Decodes [client envelope…, request frames…] and sends [client envelope…, reply frames…] on
-    /// `socket`, publishing its steps on `tap`; refused requests are logged. The broker answers
-    /// small requests with it too.
+    /// Decodes [client envelope…, request frames…, client identity] and sends [client envelope…,
+    /// reply frames…] on `socket`, publishing its steps on `tap`; refused requests are logged. The
+    /// broker answers small requests with it too.
     static func answer(_ frames: [Message], handler: RequestHandler, workspace: Workspace, logger: Logger,
                        to socket: Socket, tap: Socket?) throws(ZMQError) {
         let envelope = envelopeLength(frames)
-        let reply = Array(frames[envelope...]).withUnsafeBytes { handler.handle($0, workspace: workspace) }
+        let identity = frames[frames.count - 1].string
+        let reply = Array(frames[envelope..<(frames.count - 1)]).withUnsafeBytes { handler.handle($0, identity: identity, workspace: workspace) }
         if let error = reply.error {
             logger.warning("refused request", metadata: [
                 "client": "\(hex(frames[0]))", "request": "\(reply.requestID)", "error": "\(error)",

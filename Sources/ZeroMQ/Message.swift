@@ -94,6 +94,12 @@ public final class Message {
         try body(UnsafeMutableRawBufferPointer(start: zmq_msg_data(pointer), count: count))
     }
 
+    /// A metadata property of a received frame (libzmq's `zmq_msg_gets`), e.g. "User-Id" (what the
+    /// ZAP handler named the peer) or "Peer-Address"; nil when the frame has none.
+    public func property(_ name: String) -> String? {
+        zmq_msg_gets(pointer, name).map { String(cString: $0) }
+    }
+
     /// A copy of the frame's bytes.
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 

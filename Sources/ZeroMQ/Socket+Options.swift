@@ -114,6 +114,10 @@ extension Socket {
         try setOption(ZMQ_CURVE_SECRETKEY, bytes: Array(secretKey.utf8) + [0])
     }
 
+    /// The ZAP domain of this (server) socket's handshakes: with a ZAP handler bound at
+    /// `inproc://zeromq.zap.01`, every handshake is authenticated by it (ZeroMQ RFC 27).
+    public func setZAPDomain(_ domain: String) throws(ZMQError) { try setOption(ZMQ_ZAP_DOMAIN, bytes: Array(domain.utf8)) }
+
     /// Makes this socket a CURVE client of the server whose public key is `serverKey` (all keys Z85).
     public func makeCurveClient(serverKey: String, keyPair: CurveKeyPair) throws(ZMQError) {
         try setOption(ZMQ_CURVE_SERVERKEY, bytes: Array(serverKey.utf8) + [0])
@@ -130,6 +134,29 @@ public struct CurveKeyPair: Sendable, Equatable {
     public init(publicKey: String, secretKey: String) {
         self.publicKey = publicKey
         self.secretKey = secretKey
+    }
+
+    /// The public key of a Z85 secret key, or nil when `secretKey` is not a 40-character Z85 key.
+    public static func publicKey(ofSecret secretKey: String) -> String? {
+        guard secretKey.utf8.count == 40 else { return nil }
+        var publicKey = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_public(&publicKey, secretKey) == 0 else { return nil }
+        return String(decoding: publicKey.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// 32 key bytes as Z85 text (40 characters).
+    public static func z85(_ key: [UInt8]) -> String? {
+        guard key.count == 32 else { return nil }
+        var text = [CChar](repeating: 0, count: 41)
+        guard zmq_z85_encode(&text, key, 32) != nil else { return nil }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Whether `text` is a 40-character Z85 key.
+    public static func isKey(_ text: String) -> Bool {
+        guard text.utf8.count == 40 else { return false }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        return zmq_z85_decode(&bytes, text) != nil
     }
 
     /// A fresh key pair (needs a libzmq built with CURVE, see `libzmqHas("curve")`).

@@ -1,5 +1,6 @@
 import Foundation
 import LogitdClient
+import ZeroMQ
 import TestSupport
 
 /// The real `logitd` binary, started on an endpoint of its own and stopped with a signal.
@@ -17,8 +18,9 @@ final class DaemonProcess {
     /// Starts the daemon and waits until it answers HELLO.
     /// `environment` is added to this process's own; `launcher` (a program and its arguments, such
     /// as an emulator) runs the binary when given.
+    /// `curve`: the server key and a key pair the start-up probe connects with (a daemon with [security]).
     init(transport: TestEndpoint = .ipc, workers: Int = 2, extraArguments: [String] = [], endpoint: String? = nil,
-         environment: [String: String] = [:], launcher: [String] = []) throws {
+         environment: [String: String] = [:], launcher: [String] = [], curve: (serverKey: String, keyPair: CurveKeyPair)? = nil) throws {
         self.endpoint = endpoint ?? transport.make()
         stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("logitd-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
@@ -34,11 +36,11 @@ final class DaemonProcess {
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        try waitUntilServing()
+        try waitUntilServing(curve)
     }
 
-    private func waitUntilServing() throws {
-        let client = try LogitdClient(endpoint: endpoint, timeout: .milliseconds(200))
+    private func waitUntilServing(_ curve: (serverKey: String, keyPair: CurveKeyPair)?) throws {
+        let client = try LogitdClient(endpoint: endpoint, timeout: .milliseconds(200), serverKey: curve?.serverKey, keyPair: curve?.keyPair)
         defer { client.close() }
         for _ in 0..<50 {
             if (try? client.hello()) != nil { return }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import ZeroMQ
 import LogitdServer
 
 /// The repository root, found from this file's path.
@@ -74,5 +75,36 @@ struct DaemonConfigTests {
     func missingFile() {
         let error = #expect(throws: ConfigError.self) { try DaemonConfig.load(path: "/nonexistent/logitd.toml") }
         #expect(error?.message.contains("/nonexistent/logitd.toml") == true)
+    }
+
+    @Test("[security]: keys read relative to the config file; both needed; bad keys named; no keys means loopback only")
+    func security() throws {
+        let directory = NSTemporaryDirectory() + "logitd-security-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory + "/clients", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try CurveKeyPair.generate(), client = try CurveKeyPair.generate()
+        try "# comment\n\(server.secretKey)\n".write(toFile: directory + "/server.key", atomically: true, encoding: .utf8)
+        try "\(client.publicKey)\n".write(toFile: directory + "/clients/a.pub", atomically: true, encoding: .utf8)
+        try "not a key\n".write(toFile: directory + "/bad.key", atomically: true, encoding: .utf8)
+        let path = directory + "/logitd.toml"
+        func load(_ toml: String) throws(ConfigError) -> DaemonConfig {
+            try? toml.write(toFile: path, atomically: true, encoding: .utf8)
+            return try DaemonConfig.load(path: path)
+        }
+        let config = try load("[server]\nbind = [\"tcp://0.0.0.0:5555\"]\n[security]\nsecret_key_file = \"server.key\"\nauthorized_keys = \"clients\"\n")
+        #expect(config.security?.authorizedKeys == [client.publicKey] && config.security?.publicKey == server.publicKey)
+        let cases: [(String, String)] = [
+            ("[security]\nsecret_key_file = \"server.key\"\n", "needs both secret_key_file and authorized_keys"),
+            ("[security]\nsecret_key_file = \"bad.key\"\nauthorized_keys = \"clients\"\n", "is not a 40-character Z85 CURVE key"),
+            ("[security]\nsecret_key_file = \"missing.key\"\nauthorized_keys = \"clients\"\n", "cannot read key file"),
+            ("[server]\nbind = [\"tcp://10.1.2.3:5555\"]\n", "reachable from other hosts"),
+            ("[security]\nallow_insecure = 1\n", "security.allow_insecure must be true or false"),
+        ]
+        for (toml, message) in cases {
+            let error = #expect(throws: ConfigError.self) { try load(toml) }
+            #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
+        }
+        #expect(try load("[server]\nbind = [\"tcp://10.1.2.3:5555\"]\n[security]\nallow_insecure = true\n").allowInsecure)
+        #expect(try load("[server]\nbind = [\"tcp://127.0.0.1:1\", \"tcp://localhost:2\", \"tcp://[::1]:3\", \"ipc:///tmp/x\"]\n").security == nil)
     }
 }

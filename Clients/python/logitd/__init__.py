@@ -26,7 +26,7 @@ from .wire import (BATCH_STEP, BATCH_TOKENS, BATCH_VERIFIED, BATCH_VERIFY, BEAM_
                    WELCOME, LogitdError, LogitdTimeout, as_array, encode_mask, encode_rows, header, to_bfloat16)
 
 __all__ = [  # the client, its sessions, and the wire's names (docs/PROTOCOL.md) for hand-built frames
-    "Client", "Session", "StepResult", "VerifyResult", "LogitdError", "LogitdTimeout", "as_array", "encode_mask", "encode_rows", "header",
+    "Client", "Session", "StepResult", "VerifyResult", "LogitdError", "LogitdTimeout", "as_array", "read_key", "encode_mask", "encode_rows", "header",
     "to_bfloat16", "BATCH_STEP", "BATCH_TOKENS", "BATCH_VERIFIED", "BATCH_VERIFY", "BEAM_RECORD", "CLOSE", "CLOSED", "DECODE",
     "DESCRIPTOR", "DONE", "DRAFT_LAYOUTS", "DTYPE_CODES", "ERROR", "ERROR_NAMES", "FINISH_REASONS", "HEADER", "HELLO", "MAGIC",
     "MASK_FOLLOWS", "OPEN", "OPENED", "PING", "PONG", "PROBABILITIES", "PROBS", "PROTOCOL_VERSION", "SEQUENCE_RECORD", "STEP",
@@ -45,10 +45,20 @@ class Reply:
 class Client:
     """A DEALER connection to one or more daemons. Not thread-safe: one client per thread."""
 
-    def __init__(self, endpoints: str | list[str], timeout: float = 10.0, context: zmq.Context | None = None):
+    def __init__(self, endpoints: str | list[str], timeout: float = 10.0, context: zmq.Context | None = None,
+                 server_key: str | None = None, public_key: str | None = None, secret_key: str | None = None):
+        """With `server_key` (the daemon's CURVE public key) and this client's `public_key` and
+        `secret_key` (Z85 text, as `logitd keygen` writes them; see `read_key`), the connection is
+        CURVE-encrypted and the daemon knows this client by its public key."""
         self.timeout = timeout
         self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if server_key is not None:
+            if public_key is None or secret_key is None:
+                raise ValueError("CURVE needs the server's public key and this client's public and secret keys")
+            self._socket.curve_serverkey = server_key.encode()
+            self._socket.curve_publickey = public_key.encode()
+            self._socket.curve_secretkey = secret_key.encode()
         for endpoint in [endpoints] if isinstance(endpoints, str) else endpoints:
             self._socket.connect(endpoint)
         self._ids = itertools.count(1)
@@ -210,6 +220,16 @@ class Client:
         ], TOKENS, mask=mask)
         records = np.frombuffer(body, dtype=TOKEN_RECORD)
         return records["token"].astype(np.int64), records["logprob"].astype(np.float32)
+
+
+def read_key(path: str) -> str:
+    """The key in a file `logitd keygen` wrote (NAME.pub or NAME.key): its line that is a 40-character
+    Z85 key ("#" comments are skipped; Z85 itself may start with "#")."""
+    for line in open(path, encoding="utf-8").read().splitlines():
+        line = line.strip()
+        if len(line) == 40 and " " not in line:
+            return line
+    raise ValueError(f"{path} holds no 40-character Z85 key")
 
 
 # --- Sessions (docs/PROTOCOL.md, "Decoding sessions") -------------------------------------------

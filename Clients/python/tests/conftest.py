@@ -54,8 +54,11 @@ def unique_endpoint(transport: str) -> str:
 
 class Daemon:
     def __init__(self, transport: str = "ipc", workers: int = 2, extra: list[str] | None = None,
-                 endpoint: str | None = None):
+                 endpoint: str | None = None, client: dict | None = None):
+        """`client`: Client keyword arguments for the start-up probe (CURVE keys for a daemon with
+        [security])."""
         self.endpoint = endpoint or unique_endpoint(transport)
+        self.client_options = client or {}
         self.log = tempfile.NamedTemporaryFile(prefix="logitd-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [binary(), "serve", "--bind", self.endpoint, "--workers", str(workers), *(extra or [])],
@@ -64,7 +67,7 @@ class Daemon:
         self._wait_until_serving()
 
     def _wait_until_serving(self) -> None:
-        with Client(self.endpoint, timeout=0.2) as client:
+        with Client(self.endpoint, timeout=0.2, **self.client_options) as client:
             for _ in range(50):
                 try:
                     client.hello()

@@ -10,7 +10,7 @@ struct Logitd: ParsableCommand {
         commandName: "logitd",
         abstract: "A decoding daemon: model processes send logits over ZeroMQ, logitd sends tokens back.",
         version: "\(Daemon.version) (kernels: \(Kernels.active))",
-        subcommands: [Serve.self, KernelsCommand.self],
+        subcommands: [Serve.self, KernelsCommand.self, KeygenCommand.self],
         defaultSubcommand: Serve.self
     )
 }
