@@ -126,6 +126,7 @@ final class Broker {
             var timeout: Duration? = .seconds(1)
             if ContinuousClock.now - lastSweep >= .seconds(1) {
                 sessions.sweep()
+                handler.refusals.flush(logger: logger)
                 if sessions.shouldReleaseMemory() { releaseFreedMemory() }
                 lastSweep = .now
             }

@@ -8,6 +8,8 @@ public struct RequestHandler: Sendable {
     public let limits: ProtocolLimits
     private let welcomeBody: [UInt8]
     let sessions: SessionStore
+    /// Refused requests, logged with a rate limit per cause.
+    let refusals = RefusalLog()
 
     /// `endedSessionMemory`: how many ended sessions keep their reason (closed, finished, expired);
     /// older ones still answer SESSION_CLOSED, as ended.

@@ -53,9 +53,7 @@ struct Worker: Sendable {
         let identity = frames[frames.count - 1].string
         let reply = Array(frames[envelope..<(frames.count - 1)]).withUnsafeBytes { handler.handle($0, identity: identity, workspace: workspace) }
         if let error = reply.error {
-            logger.warning("refused request", metadata: [
-                "client": "\(hex(frames[0]))", "request": "\(reply.requestID)", "error": "\(error)",
-            ])
+            handler.refusals.record(error, client: hex(frames[0]), requestID: reply.requestID, logger: logger)
         }
         for frame in frames[..<envelope] {
             try socket.send(frame, flags: .more)

@@ -92,3 +92,35 @@ def test_kept_beam_hypotheses_name_the_row_they_continue(daemon):
                 assert 0 <= hypothesis["parent"] < len(prefixes)
                 assert hypothesis["tokens"][:-1] == prefixes[hypothesis["parent"]]
     assert seen > 0, "the toy model must finish some hypotheses before the end"
+
+
+def test_a_flood_of_malformed_messages_writes_a_few_log_lines(make_daemon):
+    """10,000 messages with a bad magic each get their ERROR, but the log holds at most five lines a
+    second for the cause and then one summary with the count of the rest."""
+    import re
+    import struct
+    import time
+
+    from conftest import raw_dealer
+    daemon = make_daemon(transport="ipc")
+    count = 10_000
+    start = time.monotonic()
+    replies = 0
+    with raw_dealer(daemon.endpoint) as sock:
+        # In batches below the daemon's send high-water mark, which a ROUTER enforces by dropping.
+        for batch in range(0, count, 500):
+            for index in range(batch, batch + 500):
+                sock.send_multipart([struct.pack("<4sBBHQ", b"XXXX", 1, 0x01, 0, index)])
+            for _ in range(500):
+                if not sock.poll(5000):
+                    break
+                sock.recv_multipart()
+                replies += 1
+    assert replies == count, "every malformed message still gets its ERROR"
+    elapsed = time.monotonic() - start
+    time.sleep(1.5)                      # the broker's once-a-second summary
+    log = daemon.stderr()
+    lines = [line for line in log.splitlines() if "refused request" in line and "BAD_MAGIC" in line and "not logged" not in line]
+    assert len(lines) <= 5 * (int(elapsed) + 2), f"{len(lines)} lines in {elapsed:.1f} s"
+    summarised = sum(int(n) for n in re.findall(r"count=(\d+)[^\n]*error=BAD_MAGIC|error=BAD_MAGIC[^\n]*count=(\d+)", log) for n in n if n)
+    assert len(lines) + summarised == count
