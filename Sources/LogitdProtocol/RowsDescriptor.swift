@@ -89,10 +89,11 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
     /// Sessions: idle time before one expires, and how many the daemon holds at once.
     public var sessionTTLMilliseconds: Int
     public var maxSessions: Int
+    public var maxSessionsPerIdentity: Int
 
     public init(maxVocab: Int, maxRows: Int, maxMessageBytes: Int, maxDraftTokens: Int = 32, maxN: Int = 256, maxBeamWidth: Int = 128,
                 maxLogprobs: Int = 20, maxLogprobTokenIDs: Int = 256, maxNewTokens: Int = 1 << 20, maxListLength: Int = 1 << 20,
-                sessionTTLMilliseconds: Int = 600_000, maxSessions: Int = 10_000) {
+                sessionTTLMilliseconds: Int = 600_000, maxSessions: Int = 10_000, maxSessionsPerIdentity: Int = 10_000) {
         self.maxVocab = maxVocab
         self.maxRows = maxRows
         self.maxMessageBytes = maxMessageBytes
@@ -105,6 +106,7 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         self.maxListLength = maxListLength
         self.sessionTTLMilliseconds = sessionTTLMilliseconds
         self.maxSessions = maxSessions
+        self.maxSessionsPerIdentity = maxSessionsPerIdentity
     }
 
     enum CodingKeys: String, CodingKey {
@@ -120,6 +122,7 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         case maxListLength = "max_list_length"
         case sessionTTLMilliseconds = "session_ttl_ms"
         case maxSessions = "max_sessions"
+        case maxSessionsPerIdentity = "max_sessions_per_identity"
     }
 
     /// Daemons from before VERIFY and the session bounds publish fewer keys: those read as 0.
@@ -137,5 +140,6 @@ public struct ProtocolLimits: Equatable, Sendable, Codable {
         maxListLength = try container.decodeIfPresent(Int.self, forKey: .maxListLength) ?? 0
         sessionTTLMilliseconds = try container.decodeIfPresent(Int.self, forKey: .sessionTTLMilliseconds) ?? 0
         maxSessions = try container.decodeIfPresent(Int.self, forKey: .maxSessions) ?? 0
+        maxSessionsPerIdentity = try container.decodeIfPresent(Int.self, forKey: .maxSessionsPerIdentity) ?? 0
     }
 }

@@ -29,8 +29,10 @@ public final class Daemon: Sendable {
         var limits = config.limits
         limits.sessionTTLMilliseconds = Int(config.sessionTTL.components.seconds * 1000 + config.sessionTTL.components.attoseconds / 1_000_000_000_000_000)
         limits.maxSessions = config.maxSessions
+        limits.maxSessionsPerIdentity = config.maxSessionsPerIdentity > 0 ? config.maxSessionsPerIdentity : config.maxSessions
         let welcome = Welcome(server: Self.version, workers: workerCount, limits: limits)
-        let handler = RequestHandler(welcome: welcome, sessionTTL: config.sessionTTL, maxSessions: config.maxSessions)
+        let handler = RequestHandler(welcome: welcome, sessionTTL: config.sessionTTL, maxSessions: config.maxSessions,
+                                     maxSessionsPerIdentity: config.maxSessionsPerIdentity)
         let zap = try config.security.map { (security) throws(ZMQError) in try ZAPHandler(context: context, authorized: security.authorizedKeys, logger: logger) }
         let zapDone = DispatchGroup()
         if let zap {

@@ -28,6 +28,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var sessionTTL: Duration = .milliseconds(600_000)
     /// Most sessions open at once.
     public var maxSessions: Int = 10_000
+    /// Most sessions one identity (a CURVE key) holds at once; 0: only `maxSessions` applies.
+    public var maxSessionsPerIdentity: Int = 0
     /// CURVE keys (`[security]`); nil: no encryption, every client one identity.
     public var security: SecurityConfig?
     /// Allows binding a non-loopback tcp endpoint without CURVE.
@@ -100,6 +102,8 @@ extension DaemonConfig {
             case ("sessions", "ttl_ms"):
                 config.sessionTTL = .milliseconds(try reader.integer(value, "sessions.ttl_ms", in: 1...86_400_000))
             case ("sessions", "max_sessions"): config.maxSessions = try reader.integer(value, "sessions.max_sessions", in: 1...10_000_000)
+            case ("sessions", "max_per_identity"):
+                config.maxSessionsPerIdentity = try reader.integer(value, "sessions.max_per_identity", in: 0...10_000_000)
             case ("security", "secret_key_file"):
                 let file = try path(value, "security.secret_key_file")
                 let keys = try SecurityConfig.keys(inFile: file)

@@ -13,10 +13,11 @@ public struct RequestHandler: Sendable {
 
     /// `endedSessionMemory`: how many ended sessions keep their reason (closed, finished, expired);
     /// older ones still answer SESSION_CLOSED, as ended.
-    public init(welcome: Welcome, sessionTTL: Duration = .seconds(600), maxSessions: Int = 10_000, endedSessionMemory: Int = 65_536) {
+    public init(welcome: Welcome, sessionTTL: Duration = .seconds(600), maxSessions: Int = 10_000, maxSessionsPerIdentity: Int = 0,
+                endedSessionMemory: Int = 65_536) {
         self.limits = welcome.limits
         self.welcomeBody = welcome.encoded
-        self.sessions = SessionStore(ttl: sessionTTL, maxSessions: maxSessions, endedMemory: endedSessionMemory)
+        self.sessions = SessionStore(ttl: sessionTTL, maxSessions: maxSessions, maxPerOwner: maxSessionsPerIdentity, endedMemory: endedSessionMemory)
     }
 
     /// Per-entry results written from parallel iterations.

@@ -11,6 +11,9 @@ final class SessionStore: @unchecked Sendable {
 
     let ttl: Duration
     let maxSessions: Int
+    /// Most sessions of one owner; 0: no such limit.
+    let maxPerOwner: Int
+    private var openByOwner: [String: Int] = [:]
     private let lock = NSLock()
     private var sessions: [UInt64: Session] = [:]
     /// Recently ended sessions, so that using one says why it is gone; bounded.
@@ -22,9 +25,10 @@ final class SessionStore: @unchecked Sendable {
     /// The most sessions open since memory was last handed back to the system.
     private var highWater = 0
 
-    init(ttl: Duration, maxSessions: Int, endedMemory: Int = 65_536) {
+    init(ttl: Duration, maxSessions: Int, maxPerOwner: Int = 0, endedMemory: Int = 65_536) {
         self.ttl = ttl
         self.maxSessions = maxSessions
+        self.maxPerOwner = maxPerOwner
         self.endedMemory = endedMemory
     }
 
@@ -43,12 +47,16 @@ final class SessionStore: @unchecked Sendable {
         let result: Result<Session, ProtocolError> = lock.withLock {
             sweepLocked(now: now)
             guard sessions.count < maxSessions else {
-                return .failure(ProtocolError(.tooManySessions, "the daemon holds its maximum of \(maxSessions) sessions"))
+                return .failure(ProtocolError(.tooManySessions, "the daemon holds its maximum of \(maxSessions) sessions (limits.max_sessions)"))
+            }
+            if maxPerOwner > 0 && openByOwner[owner, default: 0] >= maxPerOwner {
+                return .failure(ProtocolError(.tooManySessions, "this client holds its maximum of \(maxPerOwner) sessions (limits.max_sessions_per_identity)"))
             }
             let id = ids.issue()
             let session = Session(id: id, parameters: resolved, seed: seed, now: now)
             session.owner = owner
             sessions[id] = session
+            openByOwner[owner, default: 0] += 1
             highWater = max(highWater, sessions.count)
             return .success(session)
         }
@@ -107,7 +115,12 @@ final class SessionStore: @unchecked Sendable {
     }
 
     private func endLocked(_ id: UInt64, _ ending: Ending) {
-        let owner = sessions.removeValue(forKey: id)?.owner ?? ended[id]?.owner ?? ""
+        let removed = sessions.removeValue(forKey: id)
+        if let removed {
+            openByOwner[removed.owner, default: 1] -= 1
+            if openByOwner[removed.owner] == 0 { openByOwner[removed.owner] = nil }
+        }
+        let owner = removed?.owner ?? ended[id]?.owner ?? ""
         if ended.updateValue((ending, owner), forKey: id) == nil { endedOrder.append(id) }
         if endedOrder.count > endedMemory {
             let dropped = endedOrder.count - endedMemory / 2

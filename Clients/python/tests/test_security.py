@@ -87,3 +87,19 @@ def test_binding_beyond_loopback_needs_keys_or_an_explicit_opt_out(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_per_identity_session_quota_leaves_room_for_other_keys(make_daemon, keys):
+    directory, pairs, config = keys
+    config.write_text(config.read_text() + "[sessions]\nmax_per_identity = 2\n")
+    daemon = make_daemon(transport="tcp", extra=["--config", str(config)], client=curve(pairs, "a"))
+    with Client(daemon.endpoint, **curve(pairs, "a")) as a, Client(daemon.endpoint, **curve(pairs, "b")) as b:
+        assert a.hello()["limits"]["max_sessions_per_identity"] == 2
+        first = a.open(vocab_size=VOCAB)
+        a.open(vocab_size=VOCAB)
+        with pytest.raises(LogitdError) as refused:
+            a.open(vocab_size=VOCAB)
+        assert refused.value.name == "TOO_MANY_SESSIONS" and "limits.max_sessions_per_identity" in refused.value.message
+        b.open(vocab_size=VOCAB)             # another key is not held back by A's sessions
+        first.close()
+        a.open(vocab_size=VOCAB)             # a closed session frees A's place
