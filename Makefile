@@ -12,7 +12,7 @@ SWIFT_BUILD := $(SWIFT) build -c release
 # Run apt-get through sudo when not root (CI and these machines run as root).
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test test-swift test-python demo bench bench-kernels calibration-plot clean
+.PHONY: all deps build test test-swift test-python test-fuzz fuzz demo bench bench-kernels calibration-plot clean
 
 all: build
 
@@ -40,7 +40,7 @@ deps:
 build: deps
 	$(SWIFT_BUILD) --build-tests
 
-test: build test-swift test-python
+test: build test-swift test-python test-fuzz
 
 # The whole suite on the widest kernel variant this CPU runs, then the decoding tests again on every
 # lower one (LOGITD_KERNELS), so each variant passes the same tests.
@@ -53,6 +53,27 @@ test-swift:
 
 test-python:
 	LOGITD_BIN=$(CURDIR)/$(LOGITD) $(PYTHON) -m pytest -q Clients/python/tests
+
+# Coverage-guided fuzzing of the request path (Sources/logitd-fuzz): a libFuzzer build with
+# AddressSanitizer in its own build folder (sanitizer flags for this build only), started from the
+# seed corpus in Tests/Fuzz/corpus (python3 Tests/Fuzz/make_corpus.py writes it). `make fuzz` runs
+# FUZZ_SECONDS (300); `make test` runs a minute after replaying the corpus and the regressions (the
+# inputs of crashes found, kept in Tests/Fuzz/regressions) through the plain build. Crashes are
+# written to .build-fuzz/crash-*.
+FUZZ_SECONDS ?= 300
+FUZZ_BUILD := $(SWIFT) build -c debug --scratch-path .build-fuzz --product logitd-fuzz \
+	-Xswiftc -sanitize=fuzzer,address -Xswiftc -DLOGITD_FUZZ -Xcc -fsanitize=fuzzer-no-link,address
+fuzz: deps
+	$(FUZZ_BUILD)
+	@mkdir -p .build-fuzz/corpus
+	.build-fuzz/debug/logitd-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=.build-fuzz/ \
+		.build-fuzz/corpus Tests/Fuzz/corpus Tests/Fuzz/regressions
+
+test-fuzz: build
+	$(BUILD_DIR)/logitd-fuzz Tests/Fuzz/corpus | tee .build/fuzz-replay.txt
+	@grep -q ", 0 refused" .build/fuzz-replay.txt || { echo "a seed of Tests/Fuzz/corpus is refused: the corpus no longer reaches the decoders"; exit 1; }
+	$(BUILD_DIR)/logitd-fuzz Tests/Fuzz/regressions
+	$(MAKE) fuzz FUZZ_SECONDS=60
 
 # Starts the daemon with the documented default config, runs the translation demo against it
 # (softmax explainer, a few sentences with every strategy, the test-set evaluation), stops it.

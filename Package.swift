@@ -78,6 +78,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The request path under libFuzzer (`make fuzz`); a plain build replays inputs through it.
+        .executableTarget(name: "logitd-fuzz", dependencies: ["LogitdServer", "LogitdProtocol", "Decoding"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "TestSupport"]),
         .testTarget(name: "DecodingTests", dependencies: ["Decoding"]),
         .testTarget(name: "LogitdProtocolTests", dependencies: ["LogitdProtocol"]),

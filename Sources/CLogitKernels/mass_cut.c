@@ -25,15 +25,18 @@ static int compare_rank(const void *x, const void *y) {
 }
 
 typedef struct {
-    float top;
-    float per_unit;
+    double top;
+    double per_unit;
     int64_t count;
 } bucketing;
 
+/// In double, so that logits a few ulps apart (whose float difference may be subnormal, making a
+/// float scale infinite and 0 × inf NaN) still land in a bucket in range.
 static int64_t bucket_of(const bucketing *b, float logit) {
     if (!(logit > -INFINITY)) return b->count - 1;
-    const int64_t index = (int64_t)((b->top - logit) * b->per_unit);
-    return index < b->count - 1 ? index : b->count - 1;
+    const double position = (b->top - (double)logit) * b->per_unit;
+    if (!(position >= 0)) return 0;
+    return position < (double)(b->count - 1) ? (int64_t)position : b->count - 1;
 }
 
 lk_cut lk_mass_cut(const lk_candidate *candidates, int64_t count, const float *weights, double limit, int64_t min_keep) {
@@ -49,7 +52,7 @@ lk_cut lk_mass_cut(const lk_candidate *candidates, int64_t count, const float *w
     int64_t buckets = count / 8 < MAX_BUCKETS ? count / 8 : MAX_BUCKETS;
     if (buckets < 1) buckets = 1;
     // Buckets are equal slices of [bottom, top], the top one first; -inf goes to the last.
-    const bucketing b = {top, top > bottom ? (float)buckets / (top - bottom) : 0, buckets};
+    const bucketing b = {top, top > bottom ? (double)buckets / ((double)top - (double)bottom) : 0, buckets};
     double mass[MAX_BUCKETS] = {0};
     int64_t size[MAX_BUCKETS] = {0};
     for (int64_t i = 0; i < count; i++) {
@@ -71,6 +74,10 @@ lk_cut lk_mass_cut(const lk_candidate *candidates, int64_t count, const float *w
     int64_t n = 0;
     for (int64_t i = 0; i < count; i++) {
         if (bucket_of(&b, candidates[i].logit) == cut) members[n++] = (member){candidates[i].logit, candidates[i].token, weights[i]};
+    }
+    if (n == 0) {
+        if (members != stack) free(members);
+        return everything;
     }
     qsort(members, (size_t)n, sizeof *members, compare_rank);
     // Falling through keeps the whole bucket: its total reached the limit in one summation order

@@ -245,3 +245,4 @@ import Testing
         }
     }
 }
+
