@@ -129,7 +129,7 @@ extension TokenSelector {
                 // Every draft token accepted: the bonus token, as a STEP would have chosen it here.
                 choice = generator.map { Sampler.sample(set, uniform: $0.uniform(sequence: sequence, step: at)) } ?? Sampler.greedy(set)
             } else if let generator {
-                let target = TargetDistribution(set)
+                let target = SetDistribution(set)
                 let token = draft[position]
                 let q = distributions[position].lookup(draft: token, sum: sums[position])
                 if generator.uniform(sequence: sequence, step: at, draw: 1) < min(1, target.probability(of: token) / q(token)) {
@@ -172,44 +172,8 @@ public enum VerificationError: Error, Equatable, Sendable {
     case row(Int, LogitRowError)
 }
 
-/// The processed target distribution at one position, normalised once.
-struct TargetDistribution {
-    private let set: CandidateSet
-    private let shift: Float
-    /// Σ exp((x − shift) × scale) over the distribution, and its log.
-    private let total: Double
-    private let logTotal: Double
-
-    init(_ set: CandidateSet) {
-        self.set = set
-        switch set {
-        case .dense(let row, let scale):
-            // The pipeline validated the row: this cannot fail.
-            (shift, total) = (try? row.validatedNormaliser(scale: scale)).map { ($0.maximum.value, $0.exponentialSum) } ?? (0, 1)
-        case .sparse(let candidates):
-            shift = candidates.map(\.logit).max()!
-            total = Warpers.exponentialWeights(candidates, shift: shift).reduce(0.0) { $0 + Double($1) }
-        }
-        logTotal = Double.log(total)
-    }
-
-    /// log p(token), as Sampler reports it (−inf outside the distribution).
-    func logprob(of token: Int) -> Float {
-        switch set {
-        case .dense(let row, let scale):
-            return Float(Double((row[token] - shift) * scale) - logTotal)
-        case .sparse(let candidates):
-            guard let chosen = candidates.first(where: { Int($0.token) == token }) else { return -.infinity }
-            return Float(Double(chosen.logit - shift) - logTotal)
-        }
-    }
-
-    /// p(token).
-    func probability(of token: Int) -> Double {
-        let logprob = logprob(of: token)
-        return logprob == -.infinity ? 0 : Double(exponential(logprob))
-    }
-
+/// The processed target distribution at one position: what a rejection resamples from.
+extension SetDistribution {
     /// A token drawn from norm(max(0, p − q)) with one uniform draw, walking tokens in ascending
     /// order. Were every residual weight 0 (p ≤ q everywhere, which a rejection rules out but for
     /// rounding), it draws from p.

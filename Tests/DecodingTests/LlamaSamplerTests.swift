@@ -72,26 +72,6 @@ import Testing
         }
     }
 
-    /// Observed counts against expected probabilities, cells under 5 expected draws pooled.
-    static func chiSquare(_ counts: [Int], _ expected: [Double], draws: Int) -> (statistic: Double, cells: Int) {
-        var statistic = 0.0, cells = 0, pooledExpected = 0.0, pooledObserved = 0.0
-        for t in expected.indices where expected[t] > 0 {
-            let e = expected[t] * Double(draws)
-            if e < 5 {
-                pooledExpected += e
-                pooledObserved += Double(counts[t])
-            } else {
-                statistic += (Double(counts[t]) - e) * (Double(counts[t]) - e) / e
-                cells += 1
-            }
-        }
-        if pooledExpected >= 5 {
-            statistic += (pooledObserved - pooledExpected) * (pooledObserved - pooledExpected) / pooledExpected
-            cells += 1
-        }
-        return (statistic, cells)
-    }
-
     @Test("XTC's seeded coin: 20,000 draws follow the mixture of the excluded and the plain distribution")
     func xtcMixture() throws {
         var settings = ProcessorSettings()
@@ -116,7 +96,7 @@ import Testing
                 if selector.stageState(sequence: 0, step: step, mirostatMu: nil).xtcCoin! < 0.4 { fired += 1 }
             }
         }
-        let (statistic, cells) = Self.chiSquare(counts, expected, draws: draws)
+        let (statistic, cells) = chiSquareStatistic(counts, expected, draws: draws)
         #expect(statistic < chiSquareCritical(df: cells - 1), "chi-square \(statistic) over \(cells) cells")
         #expect(abs(Double(fired) / Double(draws) - 0.4) < 0.02)
     }
@@ -142,7 +122,7 @@ import Testing
             }
         }
         #expect(counts.indices.allSatisfy { counts[$0] == 0 || expected[$0] > 0 })
-        let (statistic, cells) = Self.chiSquare(counts, expected, draws: draws)
+        let (statistic, cells) = chiSquareStatistic(counts, expected, draws: draws)
         #expect(cells >= 2 && statistic < chiSquareCritical(df: cells - 1), "chi-square \(statistic) over \(cells) cells")
     }
 
@@ -166,7 +146,7 @@ import Testing
             for step in 0..<draws { counts[try selector.choose(from: row, history: history, sequence: 1, step: step, workspace: workspace).token] += 1 }
         }
         #expect(counts.indices.allSatisfy { counts[$0] == 0 || expected[$0] > 0 }, "drew a token the chain removed")
-        let (statistic, cells) = Self.chiSquare(counts, expected, draws: draws)
+        let (statistic, cells) = chiSquareStatistic(counts, expected, draws: draws)
         #expect(cells >= 2 && statistic < chiSquareCritical(df: cells - 1), "chi-square \(statistic) over \(cells) cells")
     }
 

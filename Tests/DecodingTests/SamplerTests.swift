@@ -10,6 +10,28 @@ func chiSquareCritical(df: Int) -> Double {
     return d * pow(1 - 2 / (9 * d) + z * (2 / (9 * d)).squareRoot(), 3)
 }
 
+/// Pearson's statistic of observed `counts` against `expected` probabilities over `draws`, and its
+/// number of cells; tokens with fewer than 5 expected draws are pooled into one cell, as the test
+/// requires.
+func chiSquareStatistic(_ counts: [Int], _ expected: [Double], draws: Int) -> (statistic: Double, cells: Int) {
+    var statistic = 0.0, cells = 0, pooledExpected = 0.0, pooledObserved = 0.0
+    for t in expected.indices where expected[t] > 0 {
+        let e = expected[t] * Double(draws)
+        if e < 5 {
+            pooledExpected += e
+            pooledObserved += Double(counts[t])
+        } else {
+            statistic += (Double(counts[t]) - e) * (Double(counts[t]) - e) / e
+            cells += 1
+        }
+    }
+    if pooledExpected >= 5 {
+        statistic += (pooledObserved - pooledExpected) * (pooledObserved - pooledExpected) / pooledExpected
+        cells += 1
+    }
+    return (statistic, cells)
+}
+
 struct SamplingCase: CustomTestStringConvertible, Sendable {
     let name: String
     let logits: [Float]
@@ -64,24 +86,7 @@ struct SamplerTests {
         }
         let outside = counts.indices.filter { counts[$0] > 0 && expected[$0] == 0 }
         #expect(outside.isEmpty, "drew tokens the chain removed: \(outside)")
-        // Pool tokens with fewer than 5 expected draws, as the chi-square test requires.
-        var chiSquare = 0.0
-        var cells = 0
-        var pooledExpected = 0.0, pooledObserved = 0.0
-        for t in expected.indices where expected[t] > 0 {
-            let e = expected[t] * Double(draws)
-            if e < 5 {
-                pooledExpected += e
-                pooledObserved += Double(counts[t])
-            } else {
-                chiSquare += (Double(counts[t]) - e) * (Double(counts[t]) - e) / e
-                cells += 1
-            }
-        }
-        if pooledExpected >= 5 {
-            chiSquare += (pooledObserved - pooledExpected) * (pooledObserved - pooledExpected) / pooledExpected
-            cells += 1
-        }
+        let (chiSquare, cells) = chiSquareStatistic(counts, expected, draws: draws)
         try #require(cells >= 2, "the case must leave at least two tokens to compare")
         #expect(chiSquare < chiSquareCritical(df: cells - 1), "chi-square \(chiSquare) over \(cells) cells")
     }
