@@ -35,27 +35,13 @@ public final class Daemon: Sendable {
                                      maxSessionsPerIdentity: config.maxSessionsPerIdentity)
         let zap = try config.security.map { (security) throws(ZMQError) in try ZAPHandler(context: context, authorized: security.authorizedKeys, logger: logger) }
         let zapDone = DispatchGroup()
-        if let zap {
-            zapDone.enter()
-            let thread = Thread {
-                zap.run()
-                zapDone.leave()
-            }
-            thread.name = "logitd-zap"
-            thread.start()
-        }
+        if let zap { Self.start("logitd-zap", in: zapDone) { zap.run() } }
         let broker = try Broker(context: context, config: config, handler: handler, logger: logger)
         let workersDone = DispatchGroup()
         for index in 0..<workerCount {
             let worker = Worker(index: index, context: context, backendEndpoint: Broker.backendEndpoint,
                                 tapEndpoint: config.tokenTap == nil ? nil : Broker.tapEndpoint, handler: handler, logger: logger)
-            workersDone.enter()
-            let thread = Thread {
-                worker.run()
-                workersDone.leave()
-            }
-            thread.name = "logitd-worker-\(index)"
-            thread.start()
+            Self.start("logitd-worker-\(index)", in: workersDone) { worker.run() }
         }
         logger.info("logitd \(Self.version) serving", metadata: [
             "endpoints": "\(broker.boundEndpoints.joined(separator: ", "))",
@@ -82,6 +68,17 @@ public final class Daemon: Sendable {
         if workersDone.wait(timeout: .now() + .seconds(1)) == .timedOut {
             logger.debug("workers did not acknowledge stop within 1 s; shutting the context down")
         }
+    }
+
+    /// Runs `body` on a new named thread, inside `group` until it returns.
+    private static func start(_ name: String, in group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+        group.enter()
+        let thread = Thread {
+            body()
+            group.leave()
+        }
+        thread.name = name
+        thread.start()
     }
 
     /// Asks a running daemon to stop; safe from any thread, including a signal-handling one.
