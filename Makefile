@@ -19,8 +19,9 @@ all: build
 # libzmq3-dev and, on x86-64, qemu-user (through apt), and the Python packages (through pip), each
 # only when missing: the client needs pyzmq and numpy only; llguidance (the grammar engine behind
 # logitd.constraints), tokenizers (the tests build their tokenizer) and jsonschema serve the
-# structured-output tests and example; wheel lets the tests pip-install the client offline.
-PYTHON_PACKAGES := pyzmq numpy pytest llguidance tokenizers jsonschema wheel
+# structured-output tests and example; wheel lets the tests pip-install the client offline;
+# prometheus-client parses the metrics endpoint in its test.
+PYTHON_PACKAGES := pyzmq numpy pytest llguidance tokenizers jsonschema wheel prometheus-client
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzmq; then \
 		echo "installing libzmq3-dev"; \
@@ -30,7 +31,7 @@ deps:
 		echo "installing qemu-user (the tests run the daemon on emulated older CPUs)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user >/dev/null; \
 	fi
-	@if ! $(PYTHON) -c "import zmq, numpy, pytest, llguidance, tokenizers, jsonschema, wheel" 2>/dev/null; then \
+	@if ! $(PYTHON) -c "import zmq, numpy, pytest, llguidance, tokenizers, jsonschema, wheel, prometheus_client" 2>/dev/null; then \
 		echo "installing $(PYTHON_PACKAGES)"; \
 		$(PYTHON) -m pip install -q $(PYTHON_PACKAGES) 2>/dev/null \
 		|| $(PYTHON) -m pip install -q --break-system-packages $(PYTHON_PACKAGES); \

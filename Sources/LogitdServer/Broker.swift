@@ -127,6 +127,7 @@ final class Broker {
             if ContinuousClock.now - lastSweep >= .seconds(1) {
                 sessions.sweep()
                 handler.refusals.flush(logger: logger)
+                handler.metrics?.set(waiting: runnable.count + order.heldCount)
                 if sessions.shouldReleaseMemory() { releaseFreedMemory() }
                 lastSweep = .now
             }
@@ -271,6 +272,9 @@ final class Broker {
 
     /// Answers a request with an ERROR without passing it to a worker.
     private func refuse(_ frames: [Message], _ error: ProtocolError) {
+        let type = Worker.envelopeLength(frames) < frames.count
+            ? frames[Worker.envelopeLength(frames)].withUnsafeBytes { (try? Header.parse($0))?.type.metricLabel } ?? "unknown" : "unknown"
+        handler.metrics?.request(type: type, outcome: error.code.name)
         let envelope = Worker.envelopeLength(frames)
         let requestID = frames.count > envelope ? frames[envelope].withUnsafeBytes(Header.bestEffortRequestID) : 0
         let reply = RequestHandler.errorReply(error, requestID: requestID)

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import LogitdProtocol
+import NIOCore
 import ZeroMQ
 
 /// The logitd daemon: a broker on the calling thread and a pool of decoding worker threads.
@@ -31,12 +32,24 @@ public final class Daemon: Sendable {
         limits.maxSessions = config.maxSessions
         limits.maxSessionsPerIdentity = config.maxSessionsPerIdentity > 0 ? config.maxSessionsPerIdentity : config.maxSessions
         let welcome = Welcome(server: Self.version, workers: workerCount, limits: limits)
+        let metrics = config.metricsBind.map { _ in DaemonMetrics(version: Self.version, kernels: welcome.kernels ?? "") }
         let handler = RequestHandler(welcome: welcome, sessionTTL: config.sessionTTL, maxSessions: config.maxSessions,
-                                     maxSessionsPerIdentity: config.maxSessionsPerIdentity)
-        let zap = try config.security.map { (security) throws(ZMQError) in try ZAPHandler(context: context, authorized: security.authorizedKeys, logger: logger) }
+                                     maxSessionsPerIdentity: config.maxSessionsPerIdentity, metrics: metrics)
+        let zap = try config.security.map { (security) throws(ZMQError) in
+            try ZAPHandler(context: context, authorized: security.authorizedKeys, logger: logger, metrics: metrics)
+        }
         let zapDone = DispatchGroup()
         if let zap { Self.start("logitd-zap", in: zapDone) { zap.run() } }
         let broker = try Broker(context: context, config: config, handler: handler, logger: logger)
+        var metricsServer: MetricsServer?
+        if let metrics, let (host, port) = config.metricsBind {
+            do {
+                metricsServer = try MetricsServer(host: host, port: port, metrics: metrics) { handler.sessions.count }
+            } catch {
+                // Reported as the binds are: the operation and the system's errno.
+                throw ZMQError(code: (error as? IOError)?.errnoCode ?? 0, operation: "metrics.bind \(host):\(port)")
+            }
+        }
         let workersDone = DispatchGroup()
         for index in 0..<workerCount {
             let worker = Worker(index: index, context: context, backendEndpoint: Broker.backendEndpoint,
@@ -49,6 +62,7 @@ public final class Daemon: Sendable {
             "protocol": "\(Header.currentVersion)",
             "kernels": "\(welcome.kernels ?? "")",
             "security": "\(config.security.map { "CURVE, \($0.authorizedKeys.count) client key(s), server key \($0.publicKey)" } ?? "none")",
+            "metrics": "\(metricsServer.map { "http://\($0.address)/metrics" } ?? "off")",
         ])
         onReady(broker.boundEndpoints)
         defer {
@@ -60,6 +74,7 @@ public final class Daemon: Sendable {
             }
             _ = zapDone.wait(timeout: .now() + .seconds(1))
             zap?.close()
+            metricsServer?.close()
             // Flushes the replies still queued on the frontend before the process goes.
             context.terminate()
             logger.info("stopped")

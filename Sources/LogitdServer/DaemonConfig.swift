@@ -34,6 +34,17 @@ public struct DaemonConfig: Equatable, Sendable {
     public var security: SecurityConfig?
     /// Allows binding a non-loopback tcp endpoint without CURVE.
     public var allowInsecure = false
+    /// Where Prometheus metrics are served over HTTP (`[metrics] bind`, "host:port"); nil: off.
+    public var metricsAddress: String?
+    public var metricsBind: (host: String, port: Int)? { metricsAddress.flatMap(Self.hostAndPort) }
+
+    /// "host:port" (an IPv6 host in brackets) split, or nil.
+    static func hostAndPort(_ address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
 
     public init() {}
 
@@ -113,6 +124,11 @@ extension DaemonConfig {
             case ("security", "allow_insecure"):
                 guard let flag = value.bool else { throw ConfigError("\(source): security.allow_insecure must be true or false") }
                 config.allowInsecure = flag
+            case ("metrics", "bind"):
+                guard let address = value.string, hostAndPort(address) != nil else {
+                    throw ConfigError("\(source): metrics.bind must be \"host:port\", e.g. \"127.0.0.1:9464\"")
+                }
+                config.metricsAddress = address
             case ("zmq", "io_threads"): config.ioThreads = try reader.integer(value, "zmq.io_threads", in: 1...64)
             case ("zmq", "send_high_water_mark"):
                 config.sendHighWaterMark = try reader.integer(value, "zmq.send_high_water_mark", in: 0...10_000_000)
@@ -150,7 +166,7 @@ extension DaemonConfig {
 /// Typed access to TOML values with errors that name the key.
 private struct TableReader {
     let source: String
-    static let sections: Set<String> = ["server", "limits", "sessions", "zmq", "security"]
+    static let sections: Set<String> = ["server", "limits", "sessions", "zmq", "security", "metrics"]
 
     func forEachSection(of table: TOMLTable, _ body: (String, String, any TOMLValueConvertible) throws(ConfigError) -> Void) throws(ConfigError) {
         for (section, value) in table {

@@ -10,11 +10,14 @@ public struct RequestHandler: Sendable {
     let sessions: SessionStore
     /// Refused requests, logged with a rate limit per cause.
     let refusals = RefusalLog()
+    /// Prometheus counters, when the daemon serves them.
+    let metrics: DaemonMetrics?
 
     /// `endedSessionMemory`: how many ended sessions keep their reason (closed, finished, expired);
     /// older ones still answer SESSION_CLOSED, as ended.
     public init(welcome: Welcome, sessionTTL: Duration = .seconds(600), maxSessions: Int = 10_000, maxSessionsPerIdentity: Int = 0,
-                endedSessionMemory: Int = 65_536) {
+                endedSessionMemory: Int = 65_536, metrics: DaemonMetrics? = nil) {
+        self.metrics = metrics
         self.limits = welcome.limits
         self.welcomeBody = welcome.encoded
         self.sessions = SessionStore(ttl: sessionTTL, maxSessions: maxSessions, maxPerOwner: maxSessionsPerIdentity, endedMemory: endedSessionMemory)
@@ -41,10 +44,18 @@ public struct RequestHandler: Sendable {
     /// identity): a session answers only the identity that opened it.
     public func handle(_ frames: [UnsafeRawBufferPointer], identity: String = "", workspace: Workspace) -> Reply {
         let requestID = frames.first.map(Header.bestEffortRequestID) ?? 0
+        let type = frames.first.flatMap { try? Header.parse($0).type.metricLabel } ?? "unknown"
         do throws(ProtocolError) {
             let (header, request) = try Request.parse(frames, limits: limits)
-            return Reply(frames: try respond(to: request, header: header, identity: identity, workspace: workspace), requestID: header.requestID, error: nil)
+            let reply = Reply(frames: try respond(to: request, header: header, identity: identity, workspace: workspace), requestID: header.requestID, error: nil)
+            if let metrics {
+                metrics.request(type: type, outcome: "ok")
+                let (rows, bytes) = request.decodedShape
+                if rows > 0 { metrics.decoded(rows: rows, bytes: bytes) }
+            }
+            return reply
         } catch {
+            metrics?.request(type: type, outcome: error.code.name)
             return Self.errorReply(error, requestID: requestID)
         }
     }
@@ -113,7 +124,9 @@ public struct RequestHandler: Sendable {
     /// One session step: its four reply frames (five with details), and whether it ended the session.
     private func advance(_ step: StepRequest, identity: String, workspace: Workspace) throws(ProtocolError) -> (frames: [[UInt8]], isDone: Bool) {
         let session = try sessions.session(step.descriptor.session, identity: identity)
+        let start = ContinuousClock.now
         let outcome = try session.advance(step, workspace: workspace)
+        metrics?.step(strategy: session.parameters.strategy.rawValue, duration: .now - start)
         if session.isDone { sessions.end(session.id, .finished) }
         return (outcome.frames, session.isDone)
     }
@@ -121,7 +134,9 @@ public struct RequestHandler: Sendable {
     /// One VERIFY: VERIFIED's four body frames.
     private func verify(_ request: VerifyRequest, identity: String, workspace: Workspace) throws(ProtocolError) -> [[UInt8]] {
         let session = try sessions.session(request.descriptor.session, identity: identity)
+        let start = ContinuousClock.now
         let outcome = try session.verify(request, workspace: workspace)
+        metrics?.step(strategy: session.parameters.strategy.rawValue, duration: .now - start)
         if session.isDone { sessions.end(session.id, .finished) }
         return outcome.frames
     }

@@ -43,6 +43,8 @@ public struct SessionOrder<Request> {
     /// Every held request, in no particular order, for refusing them at shutdown.
     /// Whether no request is held behind another of its sessions.
     public var isEmpty: Bool { held.isEmpty }
+    /// Requests held (waiting for their sessions).
+    public var heldCount: Int { held.count }
 
     public mutating func drain() -> [Request] {
         let requests = held.values.map(\.request)

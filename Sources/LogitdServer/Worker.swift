@@ -51,6 +51,8 @@ struct Worker: Sendable {
                        to socket: Socket, tap: Socket?) throws(ZMQError) {
         let envelope = envelopeLength(frames)
         let identity = frames[frames.count - 1].string
+        let start = ContinuousClock.now
+        defer { handler.metrics?.busy(.now - start) }
         let reply = Array(frames[envelope..<(frames.count - 1)]).withUnsafeBytes { handler.handle($0, identity: identity, workspace: workspace) }
         if let error = reply.error {
             handler.refusals.record(error, client: hex(frames[0]), requestID: reply.requestID, logger: logger)

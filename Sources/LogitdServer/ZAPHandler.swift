@@ -13,12 +13,14 @@ final class ZAPHandler: @unchecked Sendable {
     private let socket: Socket
     private let authorized: Set<String>
     private let logger: Logger
+    private let metrics: DaemonMetrics?
     private let lock = NSLock()
     private var refusedCount = 0
     private var lastLogged: [String: ContinuousClock.Instant] = [:]
 
     /// Binds the handler; call before the server socket binds, so no handshake goes unchecked.
-    init(context: Context, authorized: Set<String>, logger: Logger) throws(ZMQError) {
+    init(context: Context, authorized: Set<String>, logger: Logger, metrics: DaemonMetrics? = nil) throws(ZMQError) {
+        self.metrics = metrics
         socket = try context.socket(.reply)
         try socket.setLinger(.zero)
         try socket.bind(Self.endpoint)
@@ -49,6 +51,7 @@ final class ZAPHandler: @unchecked Sendable {
     }
 
     private func noteRefusal(key: String, address: String) {
+        metrics?.handshakeRefused()
         let now = ContinuousClock.now
         let (count, log) = lock.withLock { () -> (Int, Bool) in
             refusedCount += 1
