@@ -29,19 +29,12 @@ struct FairnessCommand: ParsableCommand {
     var workers = 1
 
     func run() throws {
-        let directory = NSTemporaryDirectory() + "logitd-bench-\(getpid())"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let endpoint = "ipc://\(directory)/daemon.sock"
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("logitd").path
         // Inline answers off, so that every request goes through the workers, as large ones do.
-        let config = directory + "/logitd.toml"
-        try "[server]\ninline_max_bytes = 0\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let daemon = try ChildProcess(binary, ["serve", "--config", config, "--bind", endpoint, "--workers", "\(workers)", "--log-level", "warning"])
+        let daemon = try BenchDaemon(workers: workers, config: "[server]\ninline_max_bytes = 0\n")
         defer { daemon.stop() }
-        let small = try LogitdClient(endpoint: endpoint, timeout: .seconds(60))
+        let small = try daemon.client(timeout: .seconds(60))
         defer { small.close() }
-        for _ in 0..<100 where (try? small.hello()) == nil { usleep(20_000) }
+        let endpoint = daemon.endpoint
         let row = (0..<vocab).map { Float(($0 * 7919) % 1000) / 100 }
 
         func latencies() throws -> [Double] {

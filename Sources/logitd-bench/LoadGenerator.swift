@@ -232,3 +232,4 @@ final class ChildProcess {
         return kilobytes / 1024
     }
 }
+

@@ -28,16 +28,10 @@ struct SpeculativeCommand: ParsableCommand {
     var sessions = 40
 
     func run() throws {
-        let directory = NSTemporaryDirectory() + "logitd-bench-\(getpid())"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let endpoint = "ipc://\(directory)/daemon.sock"
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("logitd").path
-        let daemon = try ChildProcess(binary, ["serve", "--bind", endpoint, "--workers", "1", "--log-level", "warning"])
+        let daemon = try BenchDaemon(workers: 1)
         defer { daemon.stop() }
-        let client = try LogitdClient(endpoint: endpoint, timeout: .seconds(30))
+        let client = try daemon.client(timeout: .seconds(30))
         defer { client.close() }
-        for _ in 0..<50 where (try? client.hello()) == nil { usleep(20_000) }
 
         // Rows: normal(0, 1) logits, one token per row raised so that its probability is `acceptance`.
         var generator = SystemRandomNumberGenerator()
