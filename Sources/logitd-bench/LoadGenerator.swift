@@ -232,4 +232,3 @@ final class ChildProcess {
         return kilobytes / 1024
     }
 }
-
