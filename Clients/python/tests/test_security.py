@@ -103,3 +103,19 @@ def test_a_per_identity_session_quota_leaves_room_for_other_keys(make_daemon, ke
         b.open(vocab_size=VOCAB)             # another key is not held back by A's sessions
         first.close()
         a.open(vocab_size=VOCAB)             # a closed session frees A's place
+
+
+def test_refused_handshakes_are_counted_in_the_metrics(make_daemon, keys):
+    import time
+    from test_metrics import scrape
+    directory, pairs, config = keys
+    port = free_port()
+    config.write_text(config.read_text() + f'[metrics]\nbind = "127.0.0.1:{port}"\n')
+    daemon = make_daemon(transport="tcp", extra=["--config", str(config)], client=curve(pairs, "a"))
+    assert scrape(port)[("logitd_handshakes_refused_total", ())] == 0
+    with Client(daemon.endpoint, timeout=0.3, **curve(pairs, "c")) as stranger, pytest.raises(LogitdTimeout):
+        stranger.hello()
+    deadline = time.monotonic() + 5
+    while scrape(port)[("logitd_handshakes_refused_total", ())] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scrape(port)[("logitd_handshakes_refused_total", ())] >= 1
