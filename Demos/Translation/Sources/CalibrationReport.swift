@@ -90,7 +90,8 @@ struct CalibrationReport {
         let verdict = temperature > 1.1 ? "overconfident overall: T > 1 softens it."
             : temperature < 0.9 ? "underconfident overall: T < 1 sharpens it."
             : "close to calibrated overall: T is near 1."
-        print("The model is \(verdict) \(over) steps sit in overconfident bins,")
-        print("\(under) in underconfident ones: one temperature moves them all one way.")
+        print("The model is \(verdict)")
+        print("\(over) steps sit in overconfident bins, \(under) in underconfident ones:")
+        print("one temperature moves them all one way.")
     }
 }
