@@ -20,7 +20,8 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         // Metrics: swift-prometheus's registry and text format, served over HTTP by swift-nio
-        // (NIOHTTP1 alone: a quarter of hummingbird's clean-build time, and one GET is all it serves).
+        // (NIOHTTP1 alone: one GET needs no framework; hummingbird would add its own targets on top
+        // of swift-nio to every clean-clone CI build).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],

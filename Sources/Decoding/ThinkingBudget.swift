@@ -23,14 +23,16 @@ public struct ThinkingBudget: Equatable, Sendable {
         guard generatedInSpan >= budget else { return nil }
         // Continue the longest part of `end` the span already ends with (forced or not).
         var matched = min(end.count - 1, all.count - opened)
-        while matched > 0 && Array(all.suffix(matched)) != Array(end.prefix(matched)) { matched -= 1 }
+        while matched > 0 && !all.suffix(matched).elementsEqual(end.prefix(matched)) { matched -= 1 }
         return end[matched]
     }
 
-    /// The index just after the last occurrence of `pattern` in `tokens`.
+    /// The index just after the last occurrence of `pattern` in `tokens` (compared in place: this
+    /// runs every step of a session with a budget).
     private static func lastEnd(of pattern: [Int], in tokens: [Int]) -> Int? {
         guard tokens.count >= pattern.count else { return nil }
-        for start in stride(from: tokens.count - pattern.count, through: 0, by: -1) where Array(tokens[start..<(start + pattern.count)]) == pattern {
+        for start in stride(from: tokens.count - pattern.count, through: 0, by: -1)
+        where tokens[start..<(start + pattern.count)].elementsEqual(pattern) {
             return start + pattern.count
         }
         return nil

@@ -44,18 +44,19 @@ public struct RequestHandler: Sendable {
     /// identity): a session answers only the identity that opened it.
     public func handle(_ frames: [UnsafeRawBufferPointer], identity: String = "", workspace: Workspace) -> Reply {
         let requestID = frames.first.map(Header.bestEffortRequestID) ?? 0
-        let type = frames.first.flatMap { try? Header.parse($0).type.metricLabel } ?? "unknown"
+        // The label only when metrics are on: no per-request string work otherwise.
+        func type() -> String { frames.first.flatMap { try? Header.parse($0).type.metricLabel } ?? "unknown" }
         do throws(ProtocolError) {
             let (header, request) = try Request.parse(frames, limits: limits)
             let reply = Reply(frames: try respond(to: request, header: header, identity: identity, workspace: workspace), requestID: header.requestID, error: nil)
             if let metrics {
-                metrics.request(type: type, outcome: "ok")
+                metrics.request(type: header.type.metricLabel, outcome: "ok")
                 let (rows, bytes) = request.decodedShape
                 if rows > 0 { metrics.decoded(rows: rows, bytes: bytes) }
             }
             return reply
         } catch {
-            metrics?.request(type: type, outcome: error.code.name)
+            metrics?.request(type: type(), outcome: error.code.name)
             return Self.errorReply(error, requestID: requestID)
         }
     }
